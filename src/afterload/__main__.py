@@ -1,0 +1,3 @@
+from afterload.cli import main
+
+main()
