@@ -128,6 +128,7 @@ class DbtJobTrigger(Strict):
     interval: Duration = Field(
         default=timedelta(minutes=30),
         description="At most one run per interval, and only after new data was committed.",
+        json_schema_extra={"default": "30m", "examples": ["30m", "1h", "90s", "0s"]},
     )
 
     @field_validator("access_url")
@@ -211,19 +212,19 @@ Weekday = Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Satur
 class SyncSchedule(Strict):
     """Estuary Flow's sync schedule: how often to commit once the sources are caught up."""
 
-    syncFrequency: SyncFrequency = Field(  # noqa: N815 - the original's key
+    syncFrequency: SyncFrequency = Field(
         default="0s",
         description="Once caught up, commit no more often than this. 0s commits as soon as "
         "data arrives.",
     )
     timezone: str | None = Field(default=None, description="IANA zone of the fast-sync window.")
-    fastSyncStartTime: str | None = Field(  # noqa: N815
+    fastSyncStartTime: str | None = Field(
         default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM"
     )
-    fastSyncStopTime: str | None = Field(  # noqa: N815
+    fastSyncStopTime: str | None = Field(
         default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM"
     )
-    fastSyncEnabledDays: str | None = Field(  # noqa: N815
+    fastSyncEnabledDays: str | None = Field(
         default=None, description="Days of the fast-sync window, e.g. 'M-F' or 'Mo, We, Fr'."
     )
 
@@ -281,7 +282,7 @@ class Config(Strict):
         description="The materialization's name; keys its checkpoint.",
     )
     destination: Destination | None = None
-    syncSchedule: SyncSchedule = Field(default_factory=SyncSchedule)  # noqa: N815
+    syncSchedule: SyncSchedule = Field(default_factory=SyncSchedule)
     bindings: list[Binding] = Field(default_factory=list)
     transaction: TransactionLimits = Field(default_factory=TransactionLimits)
     dbt_job_trigger: DbtJobTrigger | None = Field(
@@ -321,9 +322,7 @@ def _interpolate(node: Any, path: tuple[str | int, ...], problems: list[str]) ->
             if value is None:
                 if m.group(2) is not None:
                     return m.group(2)
-                problems.append(
-                    f"{_dotted(path)}: environment variable {m.group(1)} is not set"
-                )
+                problems.append(f"{_dotted(path)}: environment variable {m.group(1)} is not set")
                 return ""
             return value
 

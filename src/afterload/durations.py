@@ -1,4 +1,4 @@
-"""Go-style durations (``30m``, ``1h30m``, ``90s``, ``0s``), as the original connector parses them."""
+"""Go-style durations (`30m`, `1h30m`, `90s`, `0s`), parsed as the original connector does."""
 
 from __future__ import annotations
 

@@ -1,0 +1,495 @@
+"""An async client for the few dbt Cloud API v2 endpoints the job trigger needs.
+
+It follows dbt's OpenAPI v2 spec (trailing slashes, the ``status``/``data`` envelope,
+``status__in`` as one JSON-style array) and adds what the original connector lacked: a
+timeout on every request, retries with backoff that honour ``Retry-After``, one-sentence
+errors, and a trigger that never creates two runs after an ambiguous failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import IntEnum
+from types import TracebackType
+from typing import Any
+
+import httpx
+import stamina
+
+from afterload import __version__
+from afterload.clock import Clock, SystemClock
+from afterload.config import DbtJobTrigger
+from afterload.errors import AfterloadError
+
+log = logging.getLogger("afterload.dbt")
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+class RunStatus(IntEnum):
+    QUEUED = 1
+    STARTING = 2
+    RUNNING = 3
+    SUCCESS = 10
+    ERROR = 20
+    CANCELLED = 30
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
+_HUMAN = {s: s.name.capitalize() for s in RunStatus}
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """The fields of a dbt Cloud run the trigger acts on; ``raw`` keeps the rest."""
+
+    id: int
+    status: int
+    job_id: int | None = None
+    cause: str | None = None
+    href: str | None = None
+    created_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: Any) -> Run:
+        if not isinstance(data, dict) or not isinstance(data.get("id"), int):
+            raise ValueError("not a run object")
+        trigger = data.get("trigger") if isinstance(data.get("trigger"), dict) else {}
+        status = data.get("status")
+        return cls(
+            id=data["id"],
+            status=status if isinstance(status, int) else 0,
+            job_id=data.get("job_definition_id") or data.get("job_id"),
+            cause=trigger.get("cause") if trigger else None,
+            href=data.get("href") if isinstance(data.get("href"), str) else None,
+            created_at=data.get("created_at"),
+            raw=data,
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def status_humanized(self) -> str:
+        try:
+            return _HUMAN[RunStatus(self.status)]
+        except ValueError:
+            return f"status {self.status}"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    name: str
+    project_id: int | None
+    environment_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """About 5 attempts within 2 minutes, exponential backoff with jitter, capped at 30 s."""
+
+    attempts: int = 5
+    timeout: float = 120.0
+    wait_initial: float = 1.0
+    wait_max: float = 30.0
+    wait_jitter: float = 1.0
+    max_retry_after: float = 60.0
+
+
+class DbtCloudError(AfterloadError):
+    """A dbt Cloud call failed; ``fatal`` errors (401, 403, 404, 400) will not heal by waiting."""
+
+    def __init__(self, message: str, *, fatal: bool, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+        self.status_code = status_code
+
+
+class _Transient(Exception):
+    """A failure worth retrying; ``retry_after`` is the server's own wish, when it gave one."""
+
+    def __init__(self, detail: str, *, retry_after: float | None = None, sent: bool = True):
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+        # False only when the request surely never reached the server (connect failed, or
+        # it answered 429): then a non-idempotent POST may simply be sent again.
+        self.sent = sent
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _user_message(body: Any) -> str:
+    if isinstance(body, dict):
+        status = body.get("status")
+        if isinstance(status, dict) and status.get("user_message"):
+            return str(status["user_message"])
+        if body.get("detail"):
+            return str(body["detail"])
+    return ""
+
+
+def _field_messages(body: Any) -> str:
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, dict) and data:
+        parts = []
+        for key, value in data.items():
+            text = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
+            parts.append(f"{key}: {text}")
+        return ", ".join(parts)
+    return _user_message(body) or "no details given"
+
+
+def _describe_transport(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "the connection timed out"
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer before the request timeout"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        if "name" in text and ("resolution" in text or "known" in text or "resolve" in text):
+            return "the host name does not resolve"
+        if "refused" in text:
+            return "the connection was refused"
+        return f"cannot connect ({exc})" if str(exc) else "cannot connect"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server closed the connection without an answer"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class DbtCloudClient:
+    """The dbt Cloud endpoints for one account and job; use as an async context manager."""
+
+    def __init__(
+        self,
+        settings: DbtJobTrigger,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.base_url = settings.base_url
+        self.account_id = settings.account_id
+        self.job_id = settings.job_id
+        self.retry = retry or RetryPolicy()
+        self.clock = clock or SystemClock()
+        self._http = httpx.AsyncClient(
+            base_url=f"{self.base_url}/api/v2/accounts/{self.account_id}/",
+            timeout=timeout,
+            headers={
+                "Authorization": f"Token {settings.api_key.get_secret_value()}",
+                "Accept": "application/json",
+                "User-Agent": f"afterload/{__version__}",
+            },
+            # dbt answers 308 for a missing slash; we always send it, but follow anyway.
+            follow_redirects=True,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"DbtCloudClient({self.base_url!r}, account_id={self.account_id}, job_id={self.job_id})"
+        )
+
+    async def __aenter__(self) -> DbtCloudClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    async def get_job(self) -> Job:
+        data = await self._call("GET", f"jobs/{self.job_id}/", what=f"job {self.job_id}")
+        if not isinstance(data, dict):
+            raise self._bad_body(f"jobs/{self.job_id}/")
+        return Job(
+            id=int(data.get("id", self.job_id)),
+            name=str(data.get("name", "")),
+            project_id=data.get("project_id"),
+            environment_id=data.get("environment_id"),
+        )
+
+    async def get_run(self, run_id: int) -> Run:
+        data = await self._call("GET", f"runs/{run_id}/", what=f"run {run_id}")
+        return self._run(data, f"runs/{run_id}/")
+
+    async def list_runs(
+        self,
+        *,
+        statuses: Sequence[int] | None = None,
+        id_gt: int | None = None,
+        order_by: str = "-id",
+        limit: int = 100,
+    ) -> list[Run]:
+        params: dict[str, str | int] = {"job_definition_id": self.job_id}
+        if statuses is not None:
+            params["status__in"] = "[" + ",".join(str(int(s)) for s in statuses) + "]"
+        if id_gt is not None:
+            params["id__gt"] = id_gt
+        params["order_by"] = order_by
+        params["limit"] = limit
+        data = await self._call("GET", "runs/", params=params, what=f"runs of job {self.job_id}")
+        if not isinstance(data, list):
+            raise self._bad_body("runs/")
+        return [self._run(item, "runs/") for item in data]
+
+    async def list_active_runs(self) -> list[Run]:
+        """Queued, starting and running: the original saw only running, so skip piled up."""
+        return await self.list_runs(statuses=ACTIVE_STATUSES)
+
+    async def cancel_run(self, run_id: int) -> Run:
+        data = await self._call("POST", f"runs/{run_id}/cancel/", what=f"run {run_id}")
+        return self._run(data, f"runs/{run_id}/cancel/")
+
+    async def trigger_run(self, cause: str) -> Run:
+        """Start one run of the job; never two, whatever the network does.
+
+        The POST is not idempotent: after an answer that leaves it unknown whether dbt
+        created the run (a timeout, a 5xx, a body that is not JSON), the runs created since
+        the newest one seen before the first attempt are listed, and a new one is adopted
+        instead of posting again.
+        """
+        path = f"jobs/{self.job_id}/run/"
+        newest = await self.list_runs(limit=1)
+        baseline = newest[0].id if newest else 0
+        maybe_sent = False
+        last: _Transient | None = None
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    if maybe_sent:
+                        adopted = await self._find_new_run(baseline, cause)
+                        if adopted is not None:
+                            log.info("adopted run %d, created by an earlier attempt", adopted.id)
+                            return adopted
+                    try:
+                        data = await self._once("POST", path, json_body={"cause": cause})
+                    except _Transient as exc:
+                        last = exc
+                        maybe_sent = maybe_sent or exc.sent
+                        raise
+                    return self._run(data, path)
+        except _Transient as exc:
+            last = exc
+        assert last is not None
+        # One last look: the run may exist although every answer was lost.
+        if maybe_sent:
+            try:
+                adopted = await self._find_new_run(baseline, cause)
+            except (_Transient, DbtCloudError):
+                adopted = None
+            if adopted is not None:
+                return adopted
+        raise self._gave_up(path, last)
+
+    async def wait_for_run(self, run_id: int, timeout: float, poll: float = 5.0) -> Run:  # noqa: ASYNC109
+        """Poll until the run ends or ``timeout`` passes; returns the last state seen."""
+        deadline = self.clock.monotonic() + timeout
+        while True:
+            run = await self.get_run(run_id)
+            if not run.is_active:
+                return run
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                return run
+            await self.clock.sleep(min(poll, left))
+
+    def run_url(self, run: Run) -> str:
+        if run.href:
+            return run.href
+        project = run.raw.get("project_id")
+        if project:
+            return f"{self.base_url}/deploy/{self.account_id}/projects/{project}/runs/{run.id}/"
+        return f"{self.base_url}/api/v2/accounts/{self.account_id}/runs/{run.id}/"
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _find_new_run(self, baseline: int, cause: str) -> Run | None:
+        runs = await self._call_once_retrying_nothing(baseline)
+        mine = [r for r in runs if r.cause in (None, cause)]
+        return max(mine, key=lambda r: r.id) if mine else None
+
+    async def _call_once_retrying_nothing(self, baseline: int) -> list[Run]:
+        data = await self._once(
+            "GET",
+            "runs/",
+            params={"job_definition_id": self.job_id, "id__gt": baseline, "order_by": "-id"},
+        )
+        if not isinstance(data, list):
+            raise _Transient("the list of runs was not a list")
+        return [Run.from_api(item) for item in data if isinstance(item, dict) and "id" in item]
+
+    def _retrying(self) -> Any:
+        policy = self.retry
+
+        def backoff(exc: Exception) -> bool | float:
+            if not isinstance(exc, _Transient):
+                return False
+            if exc.retry_after is not None:
+                return min(exc.retry_after, policy.max_retry_after)
+            return True
+
+        return stamina.retry_context(
+            on=backoff,
+            attempts=policy.attempts,
+            timeout=policy.timeout,
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+            wait_jitter=policy.wait_jitter,
+        )
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        what: str,
+    ) -> Any:
+        """An idempotent call (GET, or a cancel): retried on every transient failure."""
+        last: _Transient | None = None
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    try:
+                        return await self._once(method, path, params=params, what=what)
+                    except _Transient as exc:
+                        last = exc
+                        log.warning(
+                            "dbt Cloud %s %s: %s (attempt %d of %d)",
+                            method,
+                            self._endpoint(path),
+                            exc.detail,
+                            attempt.num,
+                            self.retry.attempts,
+                        )
+                        raise
+        except _Transient as exc:
+            last = exc
+        assert last is not None
+        raise self._gave_up(path, last)
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        json_body: dict[str, Any] | None = None,
+        what: str | None = None,
+    ) -> Any:
+        content = None
+        headers = {}
+        if json_body is not None:
+            # A JSON encoder, never string formatting: a quote in the cause stays a quote.
+            content = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        try:
+            response = await self._http.request(
+                method, path, params=params, content=content, headers=headers
+            )
+        except httpx.TransportError as exc:
+            sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+            raise _Transient(_describe_transport(exc), sent=sent) from None
+        code = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if code == 429:
+            raise _Transient(
+                "429 Too Many Requests", retry_after=_retry_after(response), sent=False
+            )
+        if code == 408 or code >= 500:
+            reason = response.reason_phrase or ""
+            raise _Transient(f"{code} {reason}".strip(), retry_after=_retry_after(response))
+        if code >= 400:
+            raise self._client_error(code, body, path, what)
+        if not isinstance(body, dict) or "data" not in body:
+            kind = response.headers.get("content-type", "no content type")
+            raise _Transient(f"{code} with a body that is not dbt's JSON envelope ({kind})")
+        status = body.get("status")
+        if isinstance(status, dict) and status.get("is_success") is False:
+            raise self._client_error(int(status.get("code") or 400), body, path, what)
+        return body["data"]
+
+    def _endpoint(self, path: str) -> str:
+        return f"{self.base_url}/api/v2/accounts/{self.account_id}/{path}"
+
+    def _client_error(self, code: int, body: Any, path: str, what: str | None) -> DbtCloudError:
+        msg = _user_message(body)
+        detail = f" ({code}: {msg})" if msg else f" ({code})"
+        if code == 401:
+            text = (
+                f"dbt Cloud rejected the API key for account {self.account_id} at "
+                f"{self.base_url}{detail}; check api_key, and that access_url is the "
+                "account's own access URL (Account Settings)"
+            )
+        elif code == 403:
+            text = (
+                f"dbt Cloud refused access to account {self.account_id} at {self.base_url}"
+                f"{detail}; the token needs the Job Admin permission, or an IP restriction "
+                "applies"
+            )
+        elif code == 404:
+            thing = what or path
+            if thing.startswith("job") or thing.startswith("runs of job"):
+                thing = f"job {self.job_id}"
+            text = (
+                f"{thing} was not found in account {self.account_id} at "
+                f"{self.base_url}{detail}; check job_id and account_id"
+            )
+        elif code == 400:
+            text = f"dbt Cloud rejected the request {self._endpoint(path)}: {_field_messages(body)}"
+        else:
+            text = f"dbt Cloud answered {self._endpoint(path)} with {code}{detail}"
+        return DbtCloudError(text, fatal=True, status_code=code)
+
+    def _gave_up(self, path: str, last: _Transient) -> DbtCloudError:
+        return DbtCloudError(
+            f"dbt Cloud at {self._endpoint(path)} could not be used: {last.detail} "
+            f"(after up to {self.retry.attempts} attempts)",
+            fatal=False,
+        )
+
+    def _bad_body(self, path: str) -> DbtCloudError:
+        return DbtCloudError(
+            f"dbt Cloud answered {self._endpoint(path)} with an unexpected body", fatal=False
+        )
+
+    def _run(self, data: Any, path: str) -> Run:
+        try:
+            return Run.from_api(data)
+        except ValueError:
+            raise self._bad_body(path) from None
