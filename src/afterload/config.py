@@ -228,6 +228,15 @@ class SyncSchedule(Strict):
         default=None, description="Days of the fast-sync window, e.g. 'M-F' or 'Mo, We, Fr'."
     )
 
+    @field_validator("fastSyncEnabledDays")
+    @classmethod
+    def _days(cls, value: str | None) -> str | None:
+        if value is not None:
+            from afterload.sync_schedule import parse_days
+
+            parse_days(value)
+        return value
+
     @model_validator(mode="after")
     def _window_complete(self) -> SyncSchedule:
         window = [self.timezone, self.fastSyncStartTime, self.fastSyncStopTime]

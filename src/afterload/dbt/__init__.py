@@ -1,0 +1,1 @@
+"""The dbt Cloud side: the API client and a local emulator of it."""
