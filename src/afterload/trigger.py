@@ -143,7 +143,9 @@ async def _cancel(client: DbtCloudClient, run: Run) -> None:
             raise
         current = await client.get_run(run.id)
         if current.is_active:
-            raise
+            raise DbtCloudError(
+                f"cannot cancel run {run.id}: {exc}", fatal=exc.fatal, status_code=exc.status_code
+            ) from None
 
 
 async def check_access(settings: DbtJobTrigger, *, client: DbtCloudClient | None = None) -> Job:

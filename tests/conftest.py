@@ -1,0 +1,63 @@
+"""Shared fixtures: a real dbt Cloud emulator on loopback, and trigger settings pointing at it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from afterload.config import DbtJobTrigger
+from afterload.dbt.cloud import RetryPolicy
+from afterload.dbt.emulator import DbtCloudEmulator, EmulatorServer, EmulatorSettings
+
+API_KEY = "dbtc_test-key-9f8e7d6c5b4a"
+ACCOUNT, JOB = 7, 42
+
+#: Retries as in production, but with waits short enough for tests.
+FAST_RETRY = RetryPolicy(attempts=5, timeout=20.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
+
+
+@pytest.fixture
+def emulator() -> DbtCloudEmulator:
+    return DbtCloudEmulator(
+        EmulatorSettings(
+            accounts={ACCOUNT: [JOB, JOB + 1]},
+            api_key=API_KEY,
+            queue_seconds=0.5,
+            run_seconds=1.0,
+        )
+    )
+
+
+@pytest.fixture
+def server(emulator: DbtCloudEmulator) -> Iterator[EmulatorServer]:
+    with EmulatorServer(emulator) as srv:
+        yield srv
+
+
+@pytest.fixture
+def make_settings(server: EmulatorServer) -> Callable[..., DbtJobTrigger]:
+    def make(**overrides: Any) -> DbtJobTrigger:
+        values: dict[str, Any] = {
+            "access_url": server.url,
+            "account_id": ACCOUNT,
+            "job_id": JOB,
+            "api_key": API_KEY,
+            "interval": "0s",
+        }
+        values.update(overrides)
+        return DbtJobTrigger.model_validate(values)
+
+    return make
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (really) until a condition holds: for background tasks doing real HTTP."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
