@@ -17,7 +17,9 @@ API_KEY = "dbtc_test-key-9f8e7d6c5b4a"
 ACCOUNT, JOB = 7, 42
 
 #: Retries as in production, but with waits short enough for tests.
-FAST_RETRY = RetryPolicy(attempts=5, timeout=20.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
+FAST_RETRY = RetryPolicy(
+    attempts=5, timeout=20.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01
+)
 
 
 @pytest.fixture

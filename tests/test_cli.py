@@ -131,7 +131,9 @@ def test_errors_have_no_traceback_in_a_real_process(tmp_path: Path) -> None:
     )
     proc = subprocess.run(
         [sys.executable, "-m", "afterload", "trigger", str(unreachable)],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode == 1
     assert "http://127.0.0.1:9/api/v2/accounts/1/runs/" in proc.stderr + proc.stdout

@@ -122,8 +122,15 @@ def test_secret_never_in_repr_or_errors() -> None:
 
 def test_json_config_and_line_numbers(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
-    doc = {"dbt_job_trigger": {"access_url": "https://x.us1.dbt.com", "account_id": 1,
-                               "job_id": 2, "api_key": "k", "mode": "nope"}}
+    doc = {
+        "dbt_job_trigger": {
+            "access_url": "https://x.us1.dbt.com",
+            "account_id": 1,
+            "job_id": 2,
+            "api_key": "k",
+            "mode": "nope",
+        }
+    }
     path.write_text(json.dumps(doc, indent=2))
     with pytest.raises(ConfigError) as info:
         load_config(path)

@@ -24,8 +24,9 @@ def posts(emulator: DbtCloudEmulator) -> list[dict[str, object]]:
     return [r for r in emulator.requests if r["method"] == "POST" and "/run" in str(r["path"])]
 
 
-async def test_get_job_and_headers(make_settings: Callable[..., DbtJobTrigger],
-                                   emulator: DbtCloudEmulator) -> None:
+async def test_get_job_and_headers(
+    make_settings: Callable[..., DbtJobTrigger], emulator: DbtCloudEmulator
+) -> None:
     async with client(make_settings()) as c:
         job = await c.get_job()
     assert job.id == JOB
@@ -119,7 +120,8 @@ async def test_adoption_ignores_runs_that_existed_before(
 
 
 async def test_401_is_one_clear_sentence_without_the_key(
-    make_settings: Callable[..., DbtJobTrigger], emulator: DbtCloudEmulator,
+    make_settings: Callable[..., DbtJobTrigger],
+    emulator: DbtCloudEmulator,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -180,8 +182,9 @@ async def test_cancel_and_wait(make_settings: Callable[..., DbtJobTrigger]) -> N
     assert final.status == RunStatus.SUCCESS
 
 
-async def test_repr_hides_the_key(make_settings: Callable[..., DbtJobTrigger],
-                                  server: EmulatorServer) -> None:
+async def test_repr_hides_the_key(
+    make_settings: Callable[..., DbtJobTrigger], server: EmulatorServer
+) -> None:
     c = client(make_settings())
     assert API_KEY not in repr(c) and server.url in repr(c)
     await c.aclose()

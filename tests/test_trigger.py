@@ -22,7 +22,9 @@ def trigger_for(settings: DbtJobTrigger, clock: FakeClock | None = None, **kw: f
 
 
 def triggered(emulator: DbtCloudEmulator) -> list[dict[str, object]]:
-    return [r for r in emulator.requests if r["method"] == "POST" and str(r["path"]).endswith("/run/")]
+    return [
+        r for r in emulator.requests if r["method"] == "POST" and str(r["path"]).endswith("/run/")
+    ]
 
 
 async def test_skip_starts_nothing_while_a_run_is_queued(
@@ -102,7 +104,8 @@ async def test_fires_at_start_then_after_data_within_interval(
 
 
 async def test_skipped_data_stays_pending_until_a_later_run(
-    make_settings: Callable[..., DbtJobTrigger], emulator: DbtCloudEmulator,
+    make_settings: Callable[..., DbtJobTrigger],
+    emulator: DbtCloudEmulator,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="afterload.trigger")
@@ -167,7 +170,8 @@ async def test_stop_gives_an_in_flight_request_its_grace(
 
 
 async def test_key_never_in_trigger_logs(
-    make_settings: Callable[..., DbtJobTrigger], emulator: DbtCloudEmulator,
+    make_settings: Callable[..., DbtJobTrigger],
+    emulator: DbtCloudEmulator,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)

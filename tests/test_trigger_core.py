@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
@@ -90,7 +91,7 @@ def test_never_two_fires_within_interval(
 ) -> None:
     trace = simulate(TriggerCore(interval), commits, outcomes)
     begins = [f.begin for f in trace.fires]
-    for a, b in zip(begins, begins[1:], strict=False):
+    for a, b in itertools.pairwise(begins):
         assert b - a >= interval - 1e-9
     # one fire at a time: each begins after the previous ended
     for a, b in zip(trace.fires, trace.fires[1:], strict=False):

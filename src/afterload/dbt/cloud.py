@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -163,20 +164,35 @@ def _field_messages(body: Any) -> str:
     return _user_message(body) or "no details given"
 
 
+def _root_oserror(exc: BaseException) -> OSError | None:
+    """The innermost OS error under httpx's wrapping ('All connection attempts failed')."""
+    found: OSError | None = None
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        if isinstance(node, OSError) and (node.errno is not None or found is None):
+            found = node
+        node = node.__cause__ or node.__context__
+    return found
+
+
 def _describe_transport(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.ConnectTimeout):
         return "the connection timed out"
     if isinstance(exc, httpx.TimeoutException):
         return "no answer before the request timeout"
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc).lower()
-        if "name" in text and ("resolution" in text or "known" in text or "resolve" in text):
-            return "the host name does not resolve"
-        if "refused" in text:
-            return "the connection was refused"
-        return f"cannot connect ({exc})" if str(exc) else "cannot connect"
     if isinstance(exc, httpx.RemoteProtocolError):
         return "the server closed the connection without an answer"
+    root = _root_oserror(exc)
+    if isinstance(root, ConnectionRefusedError):
+        return "the connection was refused (is the server running, and the port right?)"
+    if isinstance(root, socket.gaierror):
+        return "the host name does not resolve"
+    if root is not None and root.strerror:
+        return f"cannot connect ({root.strerror.lower()})"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect ({exc})" if str(exc) else "cannot connect"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -313,9 +329,14 @@ class DbtCloudClient:
                 return adopted
         raise self._gave_up(path, last)
 
-    async def wait_for_run(self, run_id: int, timeout: float, poll: float = 5.0) -> Run:  # noqa: ASYNC109
-        """Poll until the run ends or ``timeout`` passes; returns the last state seen."""
+    async def wait_for_run(self, run_id: int, timeout: float, poll: float = 10.0) -> Run:
+        """Poll until the run ends or ``timeout`` passes; returns the last state seen.
+
+        Polls start at 1 s and double up to ``poll``: short runs end promptly, long ones
+        cost few requests.
+        """
         deadline = self.clock.monotonic() + timeout
+        delay = min(1.0, poll)
         while True:
             run = await self.get_run(run_id)
             if not run.is_active:
@@ -323,7 +344,8 @@ class DbtCloudClient:
             left = deadline - self.clock.monotonic()
             if left <= 0:
                 return run
-            await self.clock.sleep(min(poll, left))
+            await self.clock.sleep(min(delay, left))
+            delay = min(delay * 2, poll)
 
     def run_url(self, run: Run) -> str:
         if run.href:
