@@ -90,6 +90,40 @@ def _root(
 
 
 @app.command()
+def run(
+    config: ConfigArg,
+    once: Annotated[
+        bool, typer.Option("--once", help="Read what is there, commit, fire once, exit.")
+    ] = False,
+    wait: Annotated[bool, typer.Option(help="With --once: wait for the dbt run to end.")] = False,
+    timeout: Annotated[str, typer.Option(help="How long --wait waits, e.g. 30m, 1h.")] = "1h",
+) -> None:
+    """Materialize the config's bindings into its destination until SIGINT or SIGTERM.
+
+    Fires the dbt job at start and after commits that stored documents. With --once, exit 0
+    when done, 1 on an error; with --wait the exit codes are those of `trigger --wait`.
+    """
+    from afterload.runtime import run_materialization
+
+    try:
+        wait_for = parse_duration(timeout).total_seconds()
+    except ValueError as exc:
+        fail(ConfigError([f"--timeout: {exc}"]))
+    loaded = _load(config)
+    raise typer.Exit(
+        run_materialization(loaded, once=once, wait=wait, timeout=wait_for, console=err)
+    )
+
+
+@app.command()
+def status(config: ConfigArg) -> None:
+    """Per binding: offset reached against the source size, last commit, rows, active dbt runs."""
+    from afterload.status import materialization_status
+
+    raise typer.Exit(materialization_status(_load(config), out))
+
+
+@app.command()
 def trigger(
     config: ConfigArg,
     wait: Annotated[bool, typer.Option(help="Wait for the run to end.")] = False,
