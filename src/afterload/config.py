@@ -417,8 +417,35 @@ def validation_problems(
     return problems
 
 
+_MAX_NODES = 100_000
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """Values after YAML aliases are expanded: a billion-laughs file must not hang the loader."""
+    if not isinstance(node, dict | list):
+        return 1
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = _MAX_NODES + 1  # a cycle counts as too large
+    items = node.values() if isinstance(node, dict) else node
+    total = 1
+    for item in items:
+        total += _expanded_size(item, memo)
+        if total > _MAX_NODES:
+            break
+    memo[id(node)] = total
+    return total
+
+
 def parse_config(text: str, path: Path) -> Config:
     """Validate a config document; raises :class:`ConfigError` with one line per problem."""
+    try:
+        return _parse_config(text, path)
+    except RecursionError:
+        raise ConfigError([f"{path}: the config is nested too deeply"]) from None
+
+
+def _parse_config(text: str, path: Path) -> Config:
     name = str(path)
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
@@ -433,6 +460,8 @@ def parse_config(text: str, path: Path) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"{name}: the config must be a mapping of keys to values"])
+    if _expanded_size(data, {}) > _MAX_NODES:
+        raise ConfigError([f"{name}: the config expands to more than {_MAX_NODES} values"])
     lines = _line_index(text)
     env_problems: list[str] = []
     data = _interpolate(data, (), env_problems)

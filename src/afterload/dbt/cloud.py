@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,20 @@ from afterload.errors import AfterloadError
 log = logging.getLogger("afterload.dbt")
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def default_timeout() -> httpx.Timeout:
+    """30 s a request, 10 s to connect; ``AFTERLOAD_DBT_TIMEOUT`` (seconds) overrides both."""
+    raw = os.environ.get("AFTERLOAD_DBT_TIMEOUT")
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise AfterloadError(f"AFTERLOAD_DBT_TIMEOUT: {raw!r} is not a number of seconds") from None
+    if not 0 < seconds <= 3600:
+        raise AfterloadError(f"AFTERLOAD_DBT_TIMEOUT: {raw!r} is not within 0 to 3600 seconds")
+    return httpx.Timeout(seconds, connect=min(10.0, seconds))
 
 
 class RunStatus(IntEnum):
@@ -203,7 +218,7 @@ class DbtCloudClient:
         self,
         settings: DbtJobTrigger,
         *,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout | None = None,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -214,7 +229,7 @@ class DbtCloudClient:
         self.clock = clock or SystemClock()
         self._http = httpx.AsyncClient(
             base_url=f"{self.base_url}/api/v2/accounts/{self.account_id}/",
-            timeout=timeout,
+            timeout=timeout or default_timeout(),
             headers={
                 "Authorization": f"Token {settings.api_key.get_secret_value()}",
                 "Accept": "application/json",
