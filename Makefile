@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench soak
+	$(BIN)/ruff format --check src tests bench soak
 	$(BIN)/mypy
 
 test: lint
@@ -27,6 +27,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+SOAK_SECONDS ?= 600
+SOAK_ARGS ?=
+soak: $(STAMP)
+	$(BIN)/python soak/run.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output
