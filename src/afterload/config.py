@@ -179,6 +179,11 @@ class DuckDBDestination(Strict):
         description="The DuckDB database file, relative to the config file.",
     )
     schema_: str = Field(default="main", alias="schema", description="The schema of the tables.")
+    memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB's memory limit, e.g. 1GB; DuckDB's default is 80% of the RAM.",
+    )
 
 
 class PostgresDestination(Strict):
@@ -190,6 +195,12 @@ class PostgresDestination(Strict):
     database: str | None = None
     sslmode: str | None = None
     schema_: str = Field(default="public", alias="schema", description="Created if missing.")
+    connect_timeout: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="Seconds to wait for a connection; default: the DSN's, else 10.",
+    )
 
 
 class Destination(Strict):

@@ -1,0 +1,91 @@
+"""The destination interface: what the runtime needs from a warehouse, and nothing more.
+
+A destination is *authoritative* for the checkpoint, as Estuary's SQL materializations are: the
+rows of a transaction and the checkpoint after it commit in one destination transaction, and a
+fence number raised at open makes a second or stale process unable to commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from afterload.errors import AfterloadError
+from afterload.schema import ColumnType, TableShape
+
+
+class DestinationError(AfterloadError):
+    """The destination refused or failed: locked, fenced off, or a statement failed."""
+
+
+class FencedError(DestinationError):
+    """Another process opened the same materialization after this one."""
+
+
+class LockedError(DestinationError):
+    """Another process holds the destination (DuckDB's file lock)."""
+
+
+@dataclass(slots=True)
+class TableWrite:
+    """One binding's rows for one commit, as raw NDJSON lines (reduced already)."""
+
+    binding: str
+    table: str
+    shape: TableShape
+    upserts: list[bytes]
+    deletes: list[bytes] = field(default_factory=list)
+
+    @property
+    def delta(self) -> bool:
+        return self.shape.delta
+
+
+@dataclass(slots=True)
+class Recovered:
+    """What :meth:`Destination.open` found: the last committed checkpoint and our fence."""
+
+    checkpoint: dict[str, Any]
+    fence: int
+    committed_at: datetime | None
+    transactions: int
+
+
+@dataclass(slots=True)
+class CheckpointInfo:
+    """The committed state as ``afterload status`` shows it."""
+
+    checkpoint: dict[str, Any]
+    fence: int
+    committed_at: datetime | None
+    transactions: int
+
+
+class Destination(Protocol):
+    name: str
+    """How to name the destination in messages (a file path, a host and database)."""
+
+    def open(self, materialization: str) -> Recovered:
+        """Connect, raise the fence, and return the checkpoint to resume from."""
+        ...
+
+    def columns(self, table: str) -> dict[str, ColumnType] | None:
+        """An existing table's columns (None if there is no such table)."""
+        ...
+
+    def commit(
+        self, writes: list[TableWrite], checkpoint: dict[str, Any], published_at: datetime
+    ) -> None:
+        """Write the rows and the checkpoint atomically; FencedError if fenced off."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class StatusReader(Protocol):
+    def read_checkpoint(self, materialization: str) -> CheckpointInfo | None: ...
+
+    def row_count(self, table: str) -> int | None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,234 @@
+"""NDJSON sources: files matching a glob (read in path order, resumed by byte offset) or stdin.
+
+Reading hands out *chunks* of whole lines that fit a budget of lines and bytes, so the runtime
+never has to push a line back: a chunk either goes into the transaction whole or is not read.
+A last line without its newline is never handed out (a writer may be half-way through it); it
+is read once its newline arrives, or by the next run.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import select
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from afterload.errors import AfterloadError
+
+log = logging.getLogger("afterload.sources")
+
+STDIN = "-"
+BLOCK = 1 << 20
+MAX_LINE_BYTES = 256 << 20
+"""A line longer than this is refused rather than buffered without bound."""
+
+
+class SourceError(AfterloadError):
+    """A source that cannot be read as recorded: truncated, replaced, unreadable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """How far a file has been read: bytes and complete lines consumed."""
+
+    offset: int = 0
+    line: int = 0
+
+
+@dataclass(slots=True)
+class Chunk:
+    source: str
+    first_line: int
+    lines: list[bytes]
+    end: Position
+    nbytes: int
+
+
+class LineTooLong(SourceError):
+    def __init__(self, source: str, line: int) -> None:
+        self.source, self.line = source, line
+        super().__init__(f"{source}:{line}: the line is longer than {MAX_LINE_BYTES >> 20} MiB")
+
+
+class _Cursor:
+    """One file (or stdin) and how far it has been handed out."""
+
+    def __init__(self, display: str, path: Path | None, position: Position) -> None:
+        self.display = display
+        self.path = path
+        self.position = position
+        self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf known to hold no newline
+        self._fd: int | None = None
+        self.eof = False  # stdin closed: nothing more will ever come
+        self.pending = False  # a partial last line is buffered
+
+    def _open(self) -> int:
+        if self._fd is None:
+            if self.path is None:
+                self._fd = sys.stdin.fileno()
+            else:
+                try:
+                    fd = os.open(self.path, os.O_RDONLY)
+                except OSError as exc:
+                    raise SourceError(f"{self.display}: cannot open ({exc.strerror})") from None
+                size = os.fstat(fd).st_size
+                if size < self.position.offset:
+                    os.close(fd)
+                    raise SourceError(
+                        f"{self.display}: the file has {size} bytes but {self.position.offset} "
+                        "were already committed; was it truncated or replaced?"
+                    )
+                os.lseek(fd, self.position.offset, os.SEEK_SET)
+                self._fd = fd
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None and self.path is not None:
+            os.close(self._fd)
+        self._fd = None
+
+    def size(self) -> int | None:
+        if self.path is None:
+            return None
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return None
+
+    def _fill(self, want: int, wait: float) -> bool:
+        """Read more into the buffer; False when nothing new is there now."""
+        fd = self._open()
+        if self.path is None:
+            if self.eof:
+                return False
+            ready, _, _ = select.select([fd], [], [], wait)
+            if not ready:
+                return False
+            data = os.read(fd, BLOCK)
+            if not data:
+                self.eof = True
+                if self._buf and not self._buf.endswith(b"\n"):
+                    # Nothing can complete it and stdin cannot be resumed: it is a line.
+                    self._buf += b"\n"
+                    return True
+                return False
+        else:
+            data = os.read(fd, max(want, BLOCK))
+            if not data:
+                return False
+        self._buf += data
+        return True
+
+    def read(self, max_lines: int, max_bytes: int, wait: float = 0.0) -> Chunk | None:
+        """Up to ``max_lines`` complete lines in about ``max_bytes``; None if none is complete."""
+        buf = self._buf
+        # Make sure a complete line is buffered, and a decent chunk of them if the file has it.
+        while True:
+            nl = buf.find(b"\n", self._scanned)
+            if nl >= 0 and len(buf) >= min(max_bytes, BLOCK):
+                break
+            if nl < 0:
+                self._scanned = len(buf)
+                if len(buf) > MAX_LINE_BYTES:
+                    raise LineTooLong(self.display, self.position.line + 1)
+            if not self._fill(min(max_bytes, BLOCK * 4), wait):
+                break
+        nl = buf.find(b"\n", self._scanned if self._scanned < len(buf) else 0)
+        if nl < 0:
+            nl = buf.find(b"\n")
+        if nl < 0:
+            self.pending = bool(buf)
+            return None
+        end = buf.rfind(b"\n", 0, max(max_bytes, nl + 1))
+        if end < nl:
+            end = nl
+        lines = bytes(buf[:end]).split(b"\n")
+        if len(lines) > max_lines:
+            lines = lines[:max_lines]
+            end = sum(map(len, lines)) + len(lines) - 1
+        nbytes = end + 1
+        del buf[:nbytes]
+        self._scanned = 0
+        self.pending = bool(buf)
+        first = self.position.line + 1
+        self.position = Position(self.position.offset + nbytes, self.position.line + len(lines))
+        return Chunk(self.display, first, lines, self.position, nbytes)
+
+
+class Source:
+    """The files of one binding's glob (or stdin), each with its own cursor."""
+
+    def __init__(self, pattern: str, base_dir: Path, positions: dict[str, Position]) -> None:
+        self.pattern = pattern
+        self.base_dir = base_dir
+        self._positions = dict(positions)
+        self.cursors: dict[str, _Cursor] = {}
+        self._order: list[_Cursor] = []
+        if pattern == STDIN:
+            if positions.get(STDIN, Position()).offset:
+                log.info("standard input cannot be resumed; reading it from its start")
+            self._add(_Cursor(STDIN, None, Position()))
+        self.refresh()
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.pattern == STDIN
+
+    def _add(self, cursor: _Cursor) -> None:
+        self.cursors[cursor.display] = cursor
+        self._order = sorted(self.cursors.values(), key=lambda c: c.display)
+
+    def display(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.base_dir).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def refresh(self) -> int:
+        """Pick up files that appeared since the last look; returns how many."""
+        if self.is_stdin:
+            return 0
+        pattern = self.pattern
+        if not os.path.isabs(pattern):
+            pattern = os.path.join(self.base_dir, pattern)
+        added = 0
+        for name in glob.glob(pattern, recursive=True):
+            path = Path(name)
+            if not path.is_file():
+                continue
+            display = self.display(path)
+            if display in self.cursors:
+                continue
+            self._add(_Cursor(display, path, self._positions.get(display, Position())))
+            added += 1
+        return added
+
+    def read(self, max_lines: int, max_bytes: int, wait: float = 0.0) -> Chunk | None:
+        for cursor in self._order:
+            chunk = cursor.read(max_lines, max_bytes, wait)
+            if chunk is not None:
+                return chunk
+        return None
+
+    def positions(self) -> dict[str, Position]:
+        out = dict(self._positions)
+        for display, cursor in self.cursors.items():
+            out[display] = cursor.position
+        return out
+
+    def exhausted(self) -> bool:
+        """Stdin closed (files are never exhausted: they may grow)."""
+        return self.is_stdin and all(c.eof for c in self.cursors.values())
+
+    def pending(self) -> Iterator[str]:
+        """Files holding a partial last line, for the message at the end of ``--once``."""
+        return (c.display for c in self._order if c.pending)
+
+    def close(self) -> None:
+        for cursor in self.cursors.values():
+            cursor.close()

@@ -1,0 +1,70 @@
+"""The transaction combiner: what one commit will store, reduced in memory.
+
+Standard updates keep the last document per key (a hard delete is a document too: the last
+event for a key decides whether the row is written or removed). Delta updates keep every
+document in order. Only raw line bytes are kept, never parsed documents, so a transaction's
+memory is about its input size and the destination can stage the bytes as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class BindingChanges:
+    """One binding's part of a transaction."""
+
+    __slots__ = ("_deleted", "_rows", "appended", "bytes", "delta", "documents", "hard_delete")
+
+    def __init__(self, *, delta: bool, hard_delete: bool) -> None:
+        self.delta = delta
+        self.hard_delete = hard_delete and not delta
+        self._rows: dict[Any, bytes] = {}
+        self._deleted: dict[Any, bytes] = {}
+        self.appended: list[bytes] = []
+        self.documents = 0
+        self.bytes = 0
+
+    def add(self, key: Any, raw: bytes, delete: bool) -> None:
+        self.documents += 1
+        self.bytes += len(raw) + 1
+        if self.delta:
+            self.appended.append(raw)
+        elif delete and self.hard_delete:
+            self._deleted[key] = raw
+            self._rows.pop(key, None)
+        else:
+            self._rows[key] = raw
+            if self._deleted:
+                self._deleted.pop(key, None)
+
+    def upserts(self) -> list[bytes]:
+        """The documents to write: every delta document, or the last one per key."""
+        return self.appended if self.delta else list(self._rows.values())
+
+    def deletes(self) -> list[bytes]:
+        """The last document of each key whose last event is a hard delete."""
+        return list(self._deleted.values())
+
+    def __len__(self) -> int:
+        return self.documents
+
+
+@dataclass
+class Transaction:
+    """Everything one commit stores: rows per binding, rejects, and the checkpoint after it."""
+
+    changes: dict[str, BindingChanges] = field(default_factory=dict)
+    rejects: dict[str, list[bytes]] = field(default_factory=dict)
+    documents: int = 0
+    bytes: int = 0
+    full: bool = False
+    """Stopped at a size limit: the sources still have data (a backfill)."""
+
+    @property
+    def stored(self) -> int:
+        return sum(c.documents for c in self.changes.values())
+
+    def empty(self) -> bool:
+        return self.documents == 0 and not any(self.rejects.values())

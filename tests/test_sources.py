@@ -1,0 +1,121 @@
+"""NDJSON sources on real files: order, resume, partial lines, growth, odd bytes, stdin."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from afterload import sources
+from afterload.sources import LineTooLong, Position, Source, SourceError
+
+
+def drain(
+    src: Source, max_lines: int = 10_000, max_bytes: int = 1 << 30
+) -> list[tuple[str, int, bytes]]:
+    out = []
+    while (chunk := src.read(max_lines, max_bytes)) is not None:
+        for i, line in enumerate(chunk.lines):
+            out.append((chunk.source, chunk.first_line + i, line))
+    return out
+
+
+def test_files_are_read_in_path_order_with_line_numbers(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d/b.jsonl").write_bytes(b'{"n":3}\n')
+    (tmp_path / "d/a.jsonl").write_bytes(b'{"n":1}\n{"n":2}\n')
+    (tmp_path / "d/empty.jsonl").write_bytes(b"")
+    src = Source("d/*.jsonl", tmp_path, {})
+    assert drain(src) == [
+        ("d/a.jsonl", 1, b'{"n":1}'),
+        ("d/a.jsonl", 2, b'{"n":2}'),
+        ("d/b.jsonl", 1, b'{"n":3}'),
+    ]
+    assert src.positions()["d/a.jsonl"] == Position(16, 2)
+    assert src.positions()["d/empty.jsonl"] == Position(0, 0)
+
+
+def test_resume_from_offset_keeps_line_numbers(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(b"1\n2\n3\n")
+    src = Source("a.jsonl", tmp_path, {"a.jsonl": Position(2, 1)})
+    assert drain(src) == [("a.jsonl", 2, b"2"), ("a.jsonl", 3, b"3")]
+
+
+def test_partial_last_line_waits_for_its_newline(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"a":1}\n{"a":')
+    src = Source("a.jsonl", tmp_path, {})
+    assert [line for _, _, line in drain(src)] == [b'{"a":1}']
+    assert list(src.pending()) == ["a.jsonl"]
+    assert src.positions()["a.jsonl"] == Position(8, 1)
+    with open(path, "ab") as f:
+        f.write(b'2}\n{"a":3}\n')
+    assert drain(src) == [("a.jsonl", 2, b'{"a":2}'), ("a.jsonl", 3, b'{"a":3}')]
+    assert list(src.pending()) == []
+
+
+def test_new_files_are_picked_up_on_refresh(tmp_path: Path) -> None:
+    (tmp_path / "1.jsonl").write_bytes(b"1\n")
+    src = Source("*.jsonl", tmp_path, {})
+    assert len(drain(src)) == 1
+    (tmp_path / "2.jsonl").write_bytes(b"2\n")
+    assert drain(src) == []
+    assert src.refresh() == 1
+    assert drain(src) == [("2.jsonl", 1, b"2")]
+
+
+def test_chunks_respect_line_and_byte_budgets(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(b"".join(b"%05d\n" % i for i in range(1000)))
+    src = Source("a.jsonl", tmp_path, {})
+    chunk = src.read(7, 1 << 20)
+    assert chunk is not None and len(chunk.lines) == 7 and chunk.end == Position(42, 7)
+    chunk = src.read(1000, 60)
+    assert chunk is not None and len(chunk.lines) == 10 and chunk.nbytes == 60
+    assert len(drain(src)) == 1000 - 17
+
+
+def test_a_line_of_many_megabytes_is_read_whole(tmp_path: Path) -> None:
+    big = b'{"blob":"' + b"x" * (9 << 20) + b'"}'
+    (tmp_path / "a.jsonl").write_bytes(b"1\n" + big + b"\n2\n")
+    src = Source("a.jsonl", tmp_path, {})
+    lines = [line for _, _, line in drain(src, max_bytes=1 << 20)]
+    assert lines == [b"1", big, b"2"]
+
+
+def test_a_line_beyond_the_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 1000)
+    (tmp_path / "a.jsonl").write_bytes(b"1\n" + b"x" * 5000)
+    src = Source("a.jsonl", tmp_path, {})
+    with pytest.raises(LineTooLong, match=r"a.jsonl:2: the line is longer"):
+        drain(src)
+
+
+def test_invalid_utf8_passes_through_as_bytes(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(b'{"a":"\xff"}\n')
+    assert drain(Source("a.jsonl", tmp_path, {}))[0][2] == b'{"a":"\xff"}'
+
+
+def test_a_truncated_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(b"1\n")
+    src = Source("a.jsonl", tmp_path, {"a.jsonl": Position(100, 10)})
+    with pytest.raises(SourceError, match="truncated or replaced"):
+        drain(src)
+
+
+def test_stdin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    r, w = os.pipe()
+    os.write(w, b"1\n2\n3")
+    os.close(w)
+    with os.fdopen(r, "rb") as stdin:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        src = Source("-", tmp_path, {})
+        lines = []
+        while not src.exhausted():
+            chunk = src.read(100, 1 << 20, 0.1)
+            if chunk is not None:
+                lines += chunk.lines
+        assert lines == [b"1", b"2", b"3"]  # closed stdin: its last line is complete
