@@ -48,28 +48,38 @@ def _status(loaded: LoadedConfig, console: Console) -> int:
     config = loaded.config
     name = materialization_name(loaded)
     dest = config.destination
-    if dest is not None and dest.postgres is not None:
-        raise AfterloadError("the postgres destination is not available in this version yet")
-    path = loaded.resolve(dest.duckdb.path if dest and dest.duckdb else "afterload.duckdb")
-    schema = dest.duckdb.schema_ if dest and dest.duckdb else "main"
     info: CheckpointInfo | None = None
     counts: dict[str, int | None] = {}
     note = None
-    if not path.exists():
-        note = f"{path} does not exist yet: nothing was committed"
-    else:
+    if dest is not None and dest.postgres is not None:
+        from afterload.destinations.postgres import PostgresStatus
+
+        pg = PostgresStatus.from_config(dest.postgres)
+        where = pg.name
         try:
-            reader = DuckDBStatus(path, schema)
-        except LockedError as exc:
-            note = f"{exc}; committed offsets and row counts cannot be read while it runs"
+            info = pg.read_checkpoint(name)
+            counts = {b.table: pg.row_count(b.table) for b in config.bindings}
+        finally:
+            pg.close()
+    else:
+        path = loaded.resolve(dest.duckdb.path if dest and dest.duckdb else "afterload.duckdb")
+        schema = dest.duckdb.schema_ if dest and dest.duckdb else "main"
+        where = str(path)
+        if not path.exists():
+            note = f"{path} does not exist yet: nothing was committed"
         else:
             try:
-                info = reader.read_checkpoint(name)
-                counts = {b.table: reader.row_count(b.table) for b in config.bindings}
-            finally:
-                reader.close()
+                reader = DuckDBStatus(path, schema)
+            except LockedError as exc:
+                note = f"{exc}; committed offsets and row counts cannot be read while it runs"
+            else:
+                try:
+                    info = reader.read_checkpoint(name)
+                    counts = {b.table: reader.row_count(b.table) for b in config.bindings}
+                finally:
+                    reader.close()
     checkpoint: dict[str, Any] = info.checkpoint if info is not None else {}
-    table = Table(title=f"materialization {name} → {path}")
+    table = Table(title=f"materialization {name} → {where}")
     for col in ("binding", "source", "files", "committed", "source size", "lines", "rows"):
         table.add_column(col, justify="right" if col not in ("binding", "source") else "left")
     for binding in config.bindings:
