@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from afterload.config import DbtJobTrigger
 from afterload.dbt.cloud import RetryPolicy
 from afterload.dbt.emulator import DbtCloudEmulator, EmulatorServer, EmulatorSettings
+from tests.materialize_support import Warehouse
 
 API_KEY = "dbtc_test-key-9f8e7d6c5b4a"
 ACCOUNT, JOB = 7, 42
@@ -20,6 +22,14 @@ ACCOUNT, JOB = 7, 42
 FAST_RETRY = RetryPolicy(
     attempts=5, timeout=20.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01
 )
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    """Each destination in turn: the runtime's suite is one suite, run against both."""
+    wh = Warehouse(request.param, tmp_path)
+    yield wh
+    wh.drop()
 
 
 @pytest.fixture

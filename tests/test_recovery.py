@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.materialize_support import rows, run_script, write_config, write_lines
+from tests.materialize_support import Warehouse, run_script, write_config, write_lines
 
 
 def make_stream(tmp_path: Path, rng: random.Random) -> tuple[dict[int, Any], int, int]:
@@ -38,7 +38,9 @@ def make_stream(tmp_path: Path, rng: random.Random) -> tuple[dict[int, Any], int
     return expected, total, bad
 
 
-def test_sigkill_at_many_points_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
+def test_sigkill_at_many_points_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
     rng = random.Random(20260101)
     expected, total, bad = make_stream(tmp_path, rng)
     bindings = [
@@ -57,14 +59,16 @@ def test_sigkill_at_many_points_loses_nothing_and_duplicates_nothing(tmp_path: P
             "rejects": "rejects/events.jsonl",
         },
     ]
-    loaded = write_config(tmp_path, bindings, transaction={"max_documents": 150})
+    loaded = write_config(
+        tmp_path, bindings, warehouse=warehouse, transaction={"max_documents": 150}
+    )
     argv = run_script(loaded.path, once=True)
     kills = 0
     for attempt in range(60):
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None
         # Kill after a random number of this run's commits plus a random few milliseconds:
-        # between commits, while reading, while staging, or inside DuckDB's commit.
+        # between commits, while reading, while staging, or inside the destination's commit.
         target = rng.randrange(1, 6)
         seen = 0
         for line in proc.stderr:
@@ -83,10 +87,9 @@ def test_sigkill_at_many_points_loses_nothing_and_duplicates_nothing(tmp_path: P
     else:
         raise AssertionError("never finished")
     assert kills >= 5
-    db = tmp_path / "warehouse.duckdb"
-    got = {k: json.loads(doc) for k, doc in rows(db, "SELECT id, flow_document FROM orders")}
+    got = {k: json.loads(d) for k, d in warehouse.rows("SELECT id, flow_document FROM orders")}
     assert got == expected
-    assert rows(db, "SELECT count(*) FROM events") == [(total,)]
+    assert warehouse.rows("SELECT count(*) FROM events") == [(total,)]
     for name in ("orders", "events"):
         lines = (tmp_path / f"rejects/{name}.jsonl").read_text().splitlines()
         where = [(r["source"], r["line"]) for r in map(json.loads, lines)]

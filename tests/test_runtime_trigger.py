@@ -12,7 +12,7 @@ from rich.console import Console
 from afterload.dbt.emulator import DbtCloudEmulator, EmulatorServer
 from afterload.runtime import Stopper, run_materialization
 from tests.conftest import ACCOUNT, API_KEY, JOB
-from tests.materialize_support import rows, write_config, write_lines
+from tests.materialize_support import Warehouse, write_config, write_lines
 
 ORDERS = {"source": "data/*.jsonl", "table": "orders", "key": ["/id"]}
 
@@ -40,9 +40,11 @@ def quiet() -> Console:
 
 
 def test_once_fires_once_after_data_and_not_without(
-    tmp_path: Path, server: EmulatorServer, emulator: DbtCloudEmulator
+    tmp_path: Path, server: EmulatorServer, emulator: DbtCloudEmulator, warehouse: Warehouse
 ) -> None:
-    loaded = write_config(tmp_path, [ORDERS], dbt_job_trigger=trigger_block(server))
+    loaded = write_config(
+        tmp_path, [ORDERS], warehouse=warehouse, dbt_job_trigger=trigger_block(server)
+    )
     write_lines(tmp_path / "data/1.jsonl", [{"id": 1}, {"id": 2}])
     assert run_materialization(loaded, once=True, console=quiet()) == 0
     assert len(fired(emulator)) == 1  # no start-up fire: the final one covers it
@@ -51,24 +53,28 @@ def test_once_fires_once_after_data_and_not_without(
 
 
 def test_a_rejected_key_stops_before_any_data_moves(
-    tmp_path: Path, server: EmulatorServer, emulator: DbtCloudEmulator
+    tmp_path: Path, server: EmulatorServer, emulator: DbtCloudEmulator, warehouse: Warehouse
 ) -> None:
     loaded = write_config(
-        tmp_path, [ORDERS], dbt_job_trigger=trigger_block(server, api_key="dbtc_wrong")
+        tmp_path,
+        [ORDERS],
+        warehouse=warehouse,
+        dbt_job_trigger=trigger_block(server, api_key="dbtc_wrong"),
     )
     write_lines(tmp_path / "data/1.jsonl", [{"id": 1}])
     console = quiet()
     assert run_materialization(loaded, once=True, console=console) == 1
     assert "error:" in console.export_text()
-    assert not (tmp_path / "warehouse.duckdb").exists()  # checked before the database is opened
+    assert not warehouse.exists()  # checked before the destination is opened
 
 
 def test_follow_fires_at_start_and_coalesces_a_backfill(
-    tmp_path: Path, server: EmulatorServer, emulator: DbtCloudEmulator
+    tmp_path: Path, server: EmulatorServer, emulator: DbtCloudEmulator, warehouse: Warehouse
 ) -> None:
     loaded = write_config(
         tmp_path,
         [ORDERS],
+        warehouse=warehouse,
         dbt_job_trigger=trigger_block(server, interval="1s", mode="ignore"),
         transaction={"max_documents": 10},
     )
@@ -80,6 +86,6 @@ def test_follow_fires_at_start_and_coalesces_a_backfill(
         assert run_materialization(loaded, once=False, console=quiet(), stopper=stopper) == 0
     finally:
         timer.cancel()
-    assert rows(tmp_path / "warehouse.duckdb", "SELECT count(*) FROM orders") == [(200,)]
+    assert warehouse.rows("SELECT count(*) FROM orders") == [(200,)]
     # 20 commits, but one fire at start and one trailing fire an interval later.
     assert len(fired(emulator)) == 2

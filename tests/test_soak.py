@@ -1,5 +1,7 @@
 """The short soak inside ``make test``: a minute of kills, faults and bad input, then checks.
 
+Both destinations run, PostgreSQL is restarted once mid-run, and the dbt emulator misbehaves.
+
 The full one is ``make soak`` (10 minutes by default).
 """
 
