@@ -138,3 +138,19 @@ def test_errors_have_no_traceback_in_a_real_process(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "http://127.0.0.1:9/api/v2/accounts/1/runs/" in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr and "secret-down" not in proc.stderr + proc.stdout
+
+
+def test_check_reaches_the_destination(tmp_path: Path) -> None:
+    good = tmp_path / "duck.yaml"
+    good.write_text("name: s\ndestination: {duckdb: {path: w.duckdb}}\n")
+    result = runner.invoke(app, ["check", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "✓ destination:" in result.output and "created at the first commit" in result.output
+    down = tmp_path / "pg.yaml"
+    down.write_text(
+        "name: s\ndestination:\n  postgres: {dsn: 'postgresql://postgres:pw-hidden-42@127.0.0.1:9/x'}\n"
+    )
+    result = runner.invoke(app, ["check", str(down)])
+    assert result.exit_code == 1
+    assert "✗ destination:" in result.output and "127.0.0.1:9" in result.output
+    assert "pw-hidden-42" not in result.output

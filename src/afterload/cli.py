@@ -173,7 +173,7 @@ def trigger(
 
 @app.command()
 def check(config: ConfigArg) -> None:
-    """Validate the config and check access to the dbt Cloud job."""
+    """Validate the config, reach the destination, and check access to the dbt Cloud job."""
     from afterload.trigger import check_access
 
     try:
@@ -182,10 +182,21 @@ def check(config: ConfigArg) -> None:
         out.print(f"[red]✗[/red] config {config}")
         fail(exc)
     out.print(f"[green]✓[/green] config {config} is valid")
+    failed = False
+    if loaded.config.destination is not None:
+        from afterload.status import probe_destination
+
+        try:
+            found = probe_destination(loaded)
+        except AfterloadError as exc:
+            out.print(f"[red]✗[/red] destination: {exc}", soft_wrap=True, highlight=False)
+            failed = True
+        else:
+            out.print(f"[green]✓[/green] destination: {found}", soft_wrap=True, highlight=False)
     settings = loaded.config.dbt_job_trigger
     if settings is None:
         out.print("[green]✓[/green] no dbt_job_trigger block: no job will be triggered")
-        return
+        raise typer.Exit(1 if failed else 0)
     try:
         job = asyncio.run(check_access(settings))
     except AfterloadError as exc:
@@ -196,6 +207,7 @@ def check(config: ConfigArg) -> None:
         f"{settings.account_id} at {settings.base_url} is reachable with this key",
         soft_wrap=True,
     )
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()

@@ -42,6 +42,33 @@ def materialization_status(loaded: LoadedConfig, console: Console) -> int:
         return exc.exit_code
 
 
+def probe_destination(loaded: LoadedConfig) -> str:
+    """Reach the destination without writing; a sentence saying what was found.
+
+    Raises :class:`AfterloadError` with one sentence when it cannot be reached. A DuckDB file
+    held by a running ``afterload run`` is fine: that is the normal state of a live one.
+    """
+    dest = loaded.config.destination
+    if dest is not None and dest.postgres is not None:
+        from afterload.destinations.postgres import PostgresStatus
+
+        pg = PostgresStatus.from_config(dest.postgres)
+        pg.close()
+        return f"{pg.name} is reachable"
+    from afterload.destinations.duckdb import DuckDBStatus
+
+    path = loaded.resolve(dest.duckdb.path if dest and dest.duckdb else "afterload.duckdb")
+    if not path.exists():
+        if not path.parent.is_dir():
+            raise AfterloadError(f"{path}: the folder {path.parent} does not exist")
+        return f"{path} will be created at the first commit"
+    try:
+        DuckDBStatus(path, "main").con.close()
+    except LockedError as exc:
+        return f"{path} is in use: {exc}"
+    return f"{path} opens"
+
+
 def _status(loaded: LoadedConfig, console: Console) -> int:
     from afterload.destinations.duckdb import DuckDBStatus
 
