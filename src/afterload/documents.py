@@ -7,12 +7,14 @@ binding, the file and the line number) turns them into an error or a reject.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from afterload.errors import AfterloadError
-from afterload.schema import LineProblem, TableShape
+from afterload.schema import INT64_MAX, INT64_MIN, LineProblem, TableShape
+from afterload.transaction import BindingChanges
 
 Key = Any
 """A key value (scalar) or a tuple of them for composite keys."""
@@ -45,6 +47,8 @@ class DocumentParser:
         self.key_names = shape.key
         self.key_pointers = key_pointers
         self._single = self.key_names[0] if len(self.key_names) == 1 else None
+        self.fast = self._single is not None
+        """Whether :meth:`scan` can take lines; otherwise every line goes through :meth:`parse`."""
 
     def parse(self, raw: bytes) -> tuple[Key, bool]:
         """Return (key, is_delete, document); raise LineProblem on anything wrong."""
@@ -60,6 +64,96 @@ class DocumentParser:
         if not (delete and self.unchecked_deletes):
             self.shape.observe(doc)
         return key, delete
+
+    def take(
+        self,
+        lines: list[bytes],
+        changes: BindingChanges,
+        problem: Callable[[int, str, bytes], None],
+    ) -> None:
+        """Parse ``lines`` into ``changes``; ``problem(index, reason, raw)`` for each bad one.
+
+        Blank lines are skipped. Plain lines go through :meth:`scan` in bulk; every line it
+        stops at goes through :meth:`parse`, the exact path, one at a time.
+        """
+        parse = self.parse
+        add = changes.add
+        scan = self.scan if self.fast else None
+        i, n = 0, len(lines)
+        while i < n:
+            if scan is not None:
+                i = scan(lines, i, changes)
+                if i >= n:
+                    break
+            raw = lines[i]
+            i += 1
+            if not raw:
+                continue
+            try:
+                key, delete = parse(raw)
+            except LineProblem as exc:
+                if not raw.isspace():
+                    problem(i - 1, exc.reason, raw)
+                continue
+            add(key, raw, delete)
+
+    def scan(self, lines: list[bytes], start: int, changes: BindingChanges) -> int:
+        """Take lines from ``start`` into ``changes`` in one tight loop; where it stopped.
+
+        The loop only takes what :meth:`parse` would accept without a word and without changing
+        the shape: an object with a string or integer key, no ``_meta``, and a signature the
+        shape already accepted, whose few value checks pass. At anything else it stops, and
+        the caller passes that line through :meth:`parse`, which decides and words the problem
+        exactly; then scanning resumes. Stopping is always safe, so the loop stays small.
+        """
+        single = self._single
+        if single is None:
+            return start
+        loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        plan_of = self.shape.plan
+        known = self.shape.plans.get  # the same dict for the shape's life: cleared, not replaced
+        rows = None if changes.delta else changes.rows
+        appended = changes.appended
+        deleted = changes.deleted
+        n = len(lines)
+        i = start
+        nbytes = 0
+        while i < n:
+            raw = lines[i]
+            try:
+                doc = loads(raw)
+            except decode_error:
+                break
+            if type(doc) is not dict or "_meta" in doc:
+                break
+            key = doc.get(single)
+            kind = type(key)
+            if kind is not int and kind is not str:
+                break
+            sig = (tuple(doc), tuple(map(type, doc.values())))
+            plan = known(sig) or plan_of(sig)
+            if plan is None:
+                break
+            ints, others = plan
+            if ints:
+                value = doc[ints[0]]
+                if value < INT64_MIN or value > INT64_MAX or not _in_int64(doc, ints[1:]):
+                    break
+            if others and not _pass(doc, others):
+                break
+            if rows is None:
+                appended.append(raw)
+            else:
+                rows[key] = raw
+                if deleted:
+                    deleted.pop(key, None)
+            nbytes += len(raw)
+            i += 1
+        taken = i - start
+        changes.documents += taken
+        changes.bytes += nbytes + taken
+        return i
 
     def key_of(self, doc: dict[str, Any]) -> Key:
         single = self._single
@@ -83,6 +177,23 @@ class DocumentParser:
         if value is None:
             raise LineProblem(f"key {pointer} is null" if present else f"key {pointer} is missing")
         raise LineProblem(f"key {pointer} is {_kind(value)}; a key must be a string or a number")
+
+
+def _in_int64(doc: dict[str, Any], names: tuple[str, ...]) -> bool:
+    for name in names:
+        value = doc[name]
+        if value < INT64_MIN or value > INT64_MAX:
+            return False
+    return True
+
+
+def _pass(doc: dict[str, Any], checks: tuple[tuple[str, Any], ...]) -> bool:
+    for name, check in checks:
+        try:
+            check(doc[name])
+        except LineProblem:
+            return False
+    return True
 
 
 def _kind(value: Any) -> str:

@@ -1,11 +1,13 @@
 """The run loop: read the sources into transactions, commit them, tell the dbt trigger.
 
 The data path is plain synchronous code on the main thread: reading and parsing are CPU work
-under the GIL and DuckDB commits release it, so an event loop would buy nothing there, and
-signals are simplest on the main thread. The dbt trigger lives on its own asyncio loop in its
-own thread (:class:`TriggerThread`), so a long commit never delays a fire and a slow or hung
-dbt Cloud never delays a commit; ``notify_commit`` is the only call on the hot path and it
-returns at once.
+under the GIL, so an event loop would buy nothing there, and signals are simplest on the main
+thread. DuckDB releases the GIL while it stores a transaction, so during a backfill one commit
+at a time runs on a commit thread while the main thread reads the next transaction (see
+:meth:`Materializer._commit`); commits still happen strictly in order. The dbt trigger lives
+on its own asyncio loop in its own thread (:class:`TriggerThread`), so a long commit never
+delays a fire and a slow or hung dbt Cloud never delays a commit; ``notify_commit`` is the
+only call on the hot path and it returns at once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,7 +64,13 @@ def materialization_name(loaded: LoadedConfig) -> str:
 def open_destination(loaded: LoadedConfig) -> Destination:
     dest = loaded.config.destination
     if dest is not None and dest.postgres is not None:
-        raise AfterloadError("the postgres destination is not available in this version yet")
+        try:
+            from afterload.destinations.postgres import PostgresDestination
+        except ImportError:
+            raise AfterloadError(
+                "the postgres destination needs psycopg: pip install 'afterload[postgres]'"
+            ) from None
+        return PostgresDestination.from_config(dest.postgres)
     from afterload.destinations.duckdb import DuckDBDestination
 
     if dest is None or dest.duckdb is None:
@@ -280,6 +289,8 @@ class Materializer:
         self.bindings: list[BindingState] = []
         self.last_commit_at: datetime | None = None
         self.previous_full = False
+        self._committer: ThreadPoolExecutor | None = None
+        self._in_flight: tuple[Future[None], Transaction, list[TableWrite], float] | None = None
 
     # -- open --------------------------------------------------------------------------------
 
@@ -310,6 +321,13 @@ class Materializer:
             self._commit(Transaction(), quiet=True)
 
     def close(self) -> None:
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            # Only left by an error already raised; the destination must not close under it.
+            in_flight[0].exception()
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
+            self._committer = None
         for b in self.bindings:
             b.source.close()
         self.progress.stop()
@@ -325,19 +343,11 @@ class Materializer:
                 delta=b.binding.delta_updates, hard_delete=b.binding.hard_delete
             )
             txn.changes[b.table] = changes
-        parse = b.parser.parse
-        add = changes.add
-        for i, raw in enumerate(lines):
-            if not raw:
-                continue
-            try:
-                key, delete = parse(raw)
-            except LineProblem as problem:
-                if raw.isspace():
-                    continue
-                self._reject(b, source, first + i, problem.reason, raw, txn)
-                continue
-            add(key, raw, delete)
+
+        def problem(index: int, reason: str, raw: bytes) -> None:
+            self._reject(b, source, first + index, reason, raw, txn)
+
+        b.parser.take(lines, changes, problem)
 
     def _reject(
         self, b: BindingState, source: str, line: int, reason: str, raw: bytes, txn: Transaction
@@ -377,6 +387,8 @@ class Materializer:
                 self.stats.documents += len(chunk.lines)
                 self.stats.bytes += chunk.nbytes
                 self.progress.advance(len(chunk.lines), chunk.nbytes)
+                if self._in_flight is not None and self._in_flight[0].done():
+                    self._settle()
                 if self.stopper.requested:
                     return read_any
         return read_any
@@ -406,7 +418,16 @@ class Materializer:
             bindings[b.table] = entry
         return {"version": CHECKPOINT_VERSION, "bindings": bindings}
 
-    def _commit(self, txn: Transaction, *, quiet: bool = False) -> None:
+    def _commit(self, txn: Transaction, *, quiet: bool = False, overlap: bool = False) -> None:
+        """Commit ``txn``; with ``overlap``, return once it is handed to the commit thread.
+
+        Only a full transaction (a backfill: more is waiting to be read) is overlapped, so the
+        next one is read and parsed while DuckDB, which releases the GIL, stores this one.
+        At most one commit is in flight and each waits for the one before, so commits stay
+        strictly in order; everything a commit needs (rows, a snapshot of the table shape,
+        the checkpoint) is taken here, before any more is read.
+        """
+        self._settle()
         started = time.monotonic()
         for b in self.bindings:
             entries = txn.rejects.get(b.table)
@@ -418,13 +439,24 @@ class Materializer:
             if changes is None or not changes.documents:
                 continue
             writes.append(
-                TableWrite(b.table, b.table, b.shape, changes.upserts(), changes.deletes())
+                TableWrite(
+                    b.table, b.table, b.shape.snapshot(), changes.upserts(), changes.deletes()
+                )
             )
         published = self.clock.wall()
-        self.destination.commit(writes, self.checkpoint(), published)
+        checkpoint = self.checkpoint()
         self.last_commit_at = published
-        if quiet:
+        if overlap:
+            if self._committer is None:
+                self._committer = ThreadPoolExecutor(1, thread_name_prefix="afterload-commit")
+            future = self._committer.submit(self.destination.commit, writes, checkpoint, published)
+            self._in_flight = (future, txn, writes, started)
             return
+        self.destination.commit(writes, checkpoint, published)
+        if not quiet:
+            self._committed(txn, writes, started)
+
+    def _committed(self, txn: Transaction, writes: list[TableWrite], started: float) -> None:
         stored = txn.stored
         self.stats.transactions += 1
         self.stats.committed_documents += stored
@@ -441,17 +473,41 @@ class Materializer:
         if self.trigger is not None and stored:
             self.trigger.notify_commit(stored)
 
+    def _settle(self) -> None:
+        """Wait for the commit in flight, if any; its error is raised here."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            future, txn, writes, started = in_flight
+            future.result()
+            self._committed(txn, writes, started)
+
+    @contextmanager
+    def _overlapping(self) -> Iterator[None]:
+        """Leave no commit in flight: on success, and before any error leaves the loop.
+
+        A bad line in transaction N+1 still stops the run only after N has committed (as
+        when commits did not overlap), and if N's commit failed, that error is the one
+        raised, since it happened first.
+        """
+        try:
+            yield
+        except BaseException:
+            self._settle()
+            raise
+        self._settle()
+
     # -- the loops ---------------------------------------------------------------------------
 
     def run_once(self) -> int:
         """Read what is there, commit it (in as many transactions as it takes); documents stored."""
-        while not self.stopper.requested:
-            txn = Transaction()
-            self.read_caught_up(txn)
-            if not txn.empty():
-                self._commit(txn)
-            if not txn.full:
-                break
+        with self._overlapping():
+            while not self.stopper.requested:
+                txn = Transaction()
+                self.read_caught_up(txn)
+                if not txn.empty():
+                    self._commit(txn, overlap=txn.full and not self.stopper.requested)
+                if not txn.full:
+                    break
         for b in self.bindings:
             for name in b.source.pending():
                 log.info("%s: %s ends with a partial line; left for the next run", b.table, name)
@@ -459,42 +515,46 @@ class Materializer:
 
     def run_follow(self) -> None:
         """Follow the sources until stopped, committing on the sync schedule."""
-        next_refresh = 0.0
-        while True:
-            not_before = self.policy.next_commit_at(
-                self.last_commit_at, previous_was_full=self.previous_full
-            )
-            txn = Transaction()
+        with self._overlapping():
+            next_refresh = 0.0
             while True:
-                if time.monotonic() >= next_refresh:
-                    for b in self.bindings:
-                        b.source.refresh()
-                    next_refresh = time.monotonic() + REFRESH_SECONDS
-                read = self._fill_once(txn, stdin_wait=0.0)
-                if txn.full or self.stopper.requested:
-                    break
-                if read:
-                    continue
-                now = self.clock.wall()
-                if not txn.empty() and (not_before is None or now >= not_before):
-                    break
-                if not self._stdin_open() and all(b.source.is_stdin for b in self.bindings):
-                    break  # only stdin, and it is closed: nothing more can come
-                wait = POLL_SECONDS
-                if not txn.empty() and not_before is not None:
-                    wait = min(wait, max(0.0, (not_before - now).total_seconds()))
-                self.sleep(wait)
-            if not txn.empty():
-                self._commit(txn)
-                self.previous_full = txn.full
-            if self.stopper.requested:
-                return
-            if (
-                not txn.full
-                and not self._stdin_open()
-                and all(b.source.is_stdin for b in self.bindings)
-            ):
-                return
+                not_before = self.policy.next_commit_at(
+                    self.last_commit_at, previous_was_full=self.previous_full
+                )
+                txn = Transaction()
+                while True:
+                    if time.monotonic() >= next_refresh:
+                        for b in self.bindings:
+                            b.source.refresh()
+                        next_refresh = time.monotonic() + REFRESH_SECONDS
+                    read = self._fill_once(txn, stdin_wait=0.0)
+                    if txn.full or self.stopper.requested:
+                        break
+                    if read:
+                        continue
+                    # Caught up: let the commit in flight finish, so the trigger hears of it
+                    # now and not when the next transaction is ready.
+                    self._settle()
+                    now = self.clock.wall()
+                    if not txn.empty() and (not_before is None or now >= not_before):
+                        break
+                    if not self._stdin_open() and all(b.source.is_stdin for b in self.bindings):
+                        break  # only stdin, and it is closed: nothing more can come
+                    wait = POLL_SECONDS
+                    if not txn.empty() and not_before is not None:
+                        wait = min(wait, max(0.0, (not_before - now).total_seconds()))
+                    self.sleep(wait)
+                if not txn.empty():
+                    self._commit(txn, overlap=txn.full and not self.stopper.requested)
+                    self.previous_full = txn.full
+                if self.stopper.requested:
+                    return
+                if (
+                    not txn.full
+                    and not self._stdin_open()
+                    and all(b.source.is_stdin for b in self.bindings)
+                ):
+                    return
 
 
 # -------------------------------------------------------------------------------------------

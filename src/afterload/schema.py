@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +23,7 @@ DOCUMENT_COLUMN = "flow_document"
 PUBLISHED_COLUMN = "flow_published_at"
 RESERVED = frozenset({DOCUMENT_COLUMN, PUBLISHED_COLUMN})
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class ColumnType(StrEnum):
@@ -85,6 +85,9 @@ _ACCEPTS: dict[ColumnType, frozenset[type]] = {
 }
 
 ValueCheck = Callable[[Any], None]
+Signature = tuple[tuple[str, ...], tuple[type, ...]]
+Plan = tuple[tuple[str, ...], tuple[tuple[str, ValueCheck], ...]]
+"""A known signature's checks split for the fast path: BIGINT range names, other checks."""
 
 
 def _check_timestamp(value: Any) -> None:
@@ -106,7 +109,7 @@ def _check_date(value: Any) -> None:
 
 
 def _check_int64(value: Any) -> None:
-    if not _INT64_MIN <= value <= _INT64_MAX:
+    if not INT64_MIN <= value <= INT64_MAX:
         raise LineProblem(f"{value} is out of range for BIGINT")
 
 
@@ -118,8 +121,9 @@ class TableShape:
         self.delta = delta
         self.columns: dict[str, Column] = {}
         self._lower: dict[str, str] = {}
-        self._ok: dict[tuple[tuple[str, ...], tuple[type, ...]], tuple[tuple[str, ValueCheck], ...]]
-        self._ok = {}
+        self._ok: dict[Signature, tuple[tuple[str, ValueCheck], ...]] = {}
+        self.plans: dict[Signature, Plan] = {}
+        """Filled by :meth:`plan`; read directly by the scan, which cannot afford a call."""
         self.version = 0
         """Bumped on every change, so a destination knows when to look at its DDL again."""
         self.key = [_top_level(binding, p) for p in key]
@@ -144,11 +148,23 @@ class TableShape:
         self._lower[name.lower()] = name
         self.version += 1
         self._ok.clear()
+        self.plans.clear()
 
     def widen(self, name: str, type_: ColumnType) -> None:
         self.columns[name].type = type_
         self.version += 1
         self._ok.clear()
+        self.plans.clear()
+
+    def snapshot(self) -> TableShape:
+        """A copy that later observations cannot change, for a commit running in another thread."""
+        copy = TableShape.__new__(TableShape)
+        copy.binding, copy.delta, copy.key = self.binding, self.delta, list(self.key)
+        copy.columns = {n: replace(c) for n, c in self.columns.items()}
+        copy._lower = dict(self._lower)
+        copy._ok, copy.plans = {}, {}
+        copy.version = self.version
+        return copy
 
     def ordered(self) -> list[Column]:
         """Key columns first, then the others in the order they appeared."""
@@ -172,6 +188,22 @@ class TableShape:
                     check(value)
                 except LineProblem as exc:
                     raise LineProblem(f"/{_escape(name)} {exc.reason}") from None
+
+    def plan(self, sig: Signature) -> Plan | None:
+        """The checks of a signature already found compatible, or None if it is not known.
+
+        Only a signature that :meth:`observe` accepted once is known, so a document with a
+        known signature needs no more than the plan's value checks to be accepted.
+        """
+        plan = self.plans.get(sig)
+        if plan is None:
+            checks = self._ok.get(sig)
+            if checks is None:
+                return None
+            ints = tuple(name for name, check in checks if check is _check_int64)
+            others = tuple((name, check) for name, check in checks if check is not _check_int64)
+            plan = self.plans[sig] = (ints, others)
+        return plan
 
     def _observe_slow(self, doc: dict[str, Any]) -> tuple[tuple[str, ValueCheck], ...]:
         checks: list[tuple[str, ValueCheck]] = []

@@ -15,13 +15,14 @@ from typing import Any
 class BindingChanges:
     """One binding's part of a transaction."""
 
-    __slots__ = ("_deleted", "_rows", "appended", "bytes", "delta", "documents", "hard_delete")
+    __slots__ = ("appended", "bytes", "deleted", "delta", "documents", "hard_delete", "rows")
 
     def __init__(self, *, delta: bool, hard_delete: bool) -> None:
         self.delta = delta
         self.hard_delete = hard_delete and not delta
-        self._rows: dict[Any, bytes] = {}
-        self._deleted: dict[Any, bytes] = {}
+        # Public for DocumentParser.scan, which stores plain documents without a call per line.
+        self.rows: dict[Any, bytes] = {}
+        self.deleted: dict[Any, bytes] = {}
         self.appended: list[bytes] = []
         self.documents = 0
         self.bytes = 0
@@ -32,20 +33,20 @@ class BindingChanges:
         if self.delta:
             self.appended.append(raw)
         elif delete and self.hard_delete:
-            self._deleted[key] = raw
-            self._rows.pop(key, None)
+            self.deleted[key] = raw
+            self.rows.pop(key, None)
         else:
-            self._rows[key] = raw
-            if self._deleted:
-                self._deleted.pop(key, None)
+            self.rows[key] = raw
+            if self.deleted:
+                self.deleted.pop(key, None)
 
     def upserts(self) -> list[bytes]:
         """The documents to write: every delta document, or the last one per key."""
-        return self.appended if self.delta else list(self._rows.values())
+        return self.appended if self.delta else list(self.rows.values())
 
     def deletes(self) -> list[bytes]:
         """The last document of each key whose last event is a hard delete."""
-        return list(self._deleted.values())
+        return list(self.deleted.values())
 
     def __len__(self) -> int:
         return self.documents

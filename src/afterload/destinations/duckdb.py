@@ -244,19 +244,36 @@ class DuckDBDestination:
             return
         stage = self._stage(f"{index}-rows.jsonl", write.upserts)
         cols = [c.name for c in shape.ordered()]
-        sub = self._select(stage, shape, cols, max(map(len, write.upserts)))
+        longest = max(map(len, write.upserts))
+        sub = self._select(stage, shape, cols, longest)
         target = ", ".join(
             [*(quote(c) for c in cols), quote(DOCUMENT_COLUMN), quote(PUBLISHED_COLUMN)]
         )
         values = ", ".join(
             [*(f"s[{literal(c)}]" for c in cols), "json", f"{literal(published_at)}::TIMESTAMPTZ"]
         )
-        replace = not shape.delta and not created and self._has_rows(table)
+        replace = (
+            not shape.delta
+            and bool(shape.key)
+            and not created
+            and self._overlaps(table, stage, shape, longest)
+        )
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         con.execute(f"{verb} INTO {table} ({target}) SELECT {values} FROM ({sub})")
 
-    def _has_rows(self, table: str) -> bool:
-        return self.con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
+    def _overlaps(self, table: str, stage: Path, shape: TableShape, longest: int) -> bool:
+        """Whether any staged key is already in the table.
+
+        ``INSERT OR REPLACE`` costs about twice a plain ``INSERT`` in DuckDB even when nothing
+        conflicts, so a backfill into a table that already has rows (every transaction after
+        the first) probes its keys first: reading them again is much cheaper. The staged
+        rows have distinct keys (reduced by key), so with no overlap both give the same table.
+        """
+        keys = shape.key
+        sub = self._select(stage, shape, keys, longest)
+        cond = " AND ".join(f"{table}.{quote(k)} = d.s[{literal(k)}]" for k in keys)
+        hit = self.con.execute(f"SELECT 1 FROM ({sub}) d JOIN {table} ON {cond} LIMIT 1")
+        return hit.fetchone() is not None
 
     def commit(
         self, writes: list[TableWrite], checkpoint: dict[str, Any], published_at: datetime
