@@ -1,4 +1,8 @@
-"""run_materialization end to end on real DuckDB files: loads, resumes, errors, rejects."""
+"""run_materialization end to end: loads, resumes, errors, rejects, deletes, evolution.
+
+The tests taking the ``warehouse`` fixture run against a real DuckDB file and against the real
+PostgreSQL server alike: one suite, parametrized by destination.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from rich.console import Console
 from afterload.config import LoadedConfig
 from afterload.progress import Progress
 from afterload.runtime import Materializer, Stopper, open_destination, run_materialization
-from tests.materialize_support import rows, run_script, write_config, write_lines
+from tests.materialize_support import Warehouse, rows, run_script, write_config, write_lines
 
 ORDERS = {"source": "data/*.jsonl", "table": "orders", "key": ["/id"]}
 
@@ -28,16 +32,15 @@ def run_once(loaded: LoadedConfig) -> tuple[int, str]:
     return code, console.export_text()
 
 
-def test_load_then_resume_without_duplicates(tmp_path: Path) -> None:
-    loaded = write_config(tmp_path, [ORDERS])
+def test_load_then_resume_without_duplicates(tmp_path: Path, warehouse: Warehouse) -> None:
+    loaded = write_config(tmp_path, [ORDERS], warehouse=warehouse)
     write_lines(tmp_path / "data/1.jsonl", [{"id": i, "v": i} for i in range(5)])
     assert run_once(loaded)[0] == 0
     write_lines(tmp_path / "data/1.jsonl", [{"id": 0, "v": 100}], append=True)
     write_lines(tmp_path / "data/2.jsonl", [{"id": 9, "v": 9}])
     assert run_once(loaded)[0] == 0
     assert run_once(loaded)[0] == 0  # nothing new: nothing written twice
-    db = tmp_path / "warehouse.duckdb"
-    assert rows(db, "SELECT id, v FROM orders ORDER BY id") == [
+    assert warehouse.rows("SELECT id, v FROM orders ORDER BY id") == [
         (0, 100),
         (1, 1),
         (2, 2),
@@ -45,20 +48,22 @@ def test_load_then_resume_without_duplicates(tmp_path: Path) -> None:
         (4, 4),
         (9, 9),
     ]
-    assert rows(db, "SELECT transactions FROM _afterload_checkpoints") == [(2,)]
-    doc = rows(db, "SELECT flow_document FROM orders WHERE id = 9")[0][0]
+    assert warehouse.rows("SELECT transactions FROM _afterload_checkpoints") == [(2,)]
+    doc = warehouse.rows("SELECT flow_document FROM orders WHERE id = 9")[0][0]
     assert json.loads(doc) == {"id": 9, "v": 9}
 
 
-def test_a_bad_line_names_binding_file_and_line_and_earlier_commits_stand(tmp_path: Path) -> None:
-    loaded = write_config(tmp_path, [ORDERS], transaction={"max_documents": 2})
+def test_a_bad_line_names_binding_file_and_line_and_earlier_commits_stand(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    loaded = write_config(tmp_path, [ORDERS], warehouse=warehouse, transaction={"max_documents": 2})
     write_lines(tmp_path / "data/1.jsonl", [{"id": 1}, {"id": 2}])
     write_lines(tmp_path / "data/2.jsonl", [{"id": 3}, {"name": "no id"}, {"id": 4}])
     code, text = run_once(loaded)
     assert code == 1
     assert "orders: data/2.jsonl:2: key /id is missing" in text
     assert "Traceback" not in text
-    assert rows(tmp_path / "warehouse.duckdb", "SELECT id FROM orders ORDER BY id") == [(1,), (2,)]
+    assert warehouse.rows("SELECT id FROM orders ORDER BY id") == [(1,), (2,)]
 
 
 @pytest.mark.parametrize(
@@ -115,10 +120,10 @@ def test_rejects_of_an_uncommitted_transaction_are_removed(tmp_path: Path) -> No
     assert "uncommitted" not in lines[1]
 
 
-def test_hard_and_soft_deletes(tmp_path: Path) -> None:
+def test_hard_and_soft_deletes(tmp_path: Path, warehouse: Warehouse) -> None:
     hard = {"source": "hard.jsonl", "table": "hard", "key": ["/id"], "hard_delete": True}
     soft = {"source": "soft.jsonl", "table": "soft", "key": ["/id"]}
-    loaded = write_config(tmp_path, [hard, soft])
+    loaded = write_config(tmp_path, [hard, soft], warehouse=warehouse)
     docs = [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}]
     gone = {"id": 1, "_meta": {"op": "d"}}
     for name in ("hard", "soft"):
@@ -129,16 +134,15 @@ def test_hard_and_soft_deletes(tmp_path: Path) -> None:
             tmp_path / f"{name}.jsonl", [gone, {"id": 3, "v": "c"}, {**gone, "id": 3}], append=True
         )
     assert run_once(loaded)[0] == 0
-    db = tmp_path / "warehouse.duckdb"
-    assert rows(db, "SELECT id FROM hard ORDER BY id") == [(2,)]
-    assert rows(db, "SELECT id, v, _meta->>'op' FROM soft ORDER BY id") == [
+    assert warehouse.rows("SELECT id FROM hard ORDER BY id") == [(2,)]
+    assert warehouse.rows("SELECT id, v, _meta->>'op' FROM soft ORDER BY id") == [
         (1, None, "d"),
         (2, "b", None),
         (3, None, "d"),
     ]
 
 
-def test_schema_file_and_delta_updates(tmp_path: Path) -> None:
+def test_schema_file_and_delta_updates(tmp_path: Path, warehouse: Warehouse) -> None:
     schema = {
         "properties": {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}
     }
@@ -150,11 +154,11 @@ def test_schema_file_and_delta_updates(tmp_path: Path) -> None:
         "delta_updates": True,
         "schema": "ev.schema.json",
     }
-    loaded = write_config(tmp_path, [binding])
+    loaded = write_config(tmp_path, [binding], warehouse=warehouse)
     write_lines(tmp_path / "ev.jsonl", [{"id": 1, "at": "2025-03-04T05:06:07Z"}, {"id": 1}])
     assert run_once(loaded)[0] == 0
-    db = tmp_path / "warehouse.duckdb"
-    assert rows(db, 'SELECT id, epoch("at")::BIGINT FROM events ORDER BY "at" NULLS LAST') == [
+    epoch = 'epoch("at")' if warehouse.kind == "duckdb" else 'extract(epoch from "at")'
+    assert warehouse.rows(f"SELECT id, {epoch}::BIGINT FROM events ORDER BY 2 NULLS LAST") == [
         (1, 1741064767),
         (1, None),
     ]
@@ -234,8 +238,10 @@ def test_progress_logs_a_line_every_few_seconds(caplog: pytest.LogCaptureFixture
     assert "docs/s, 2 transactions committed" in caplog.text
 
 
-def test_sigterm_commits_what_was_read_and_a_second_process_is_refused(tmp_path: Path) -> None:
-    loaded = write_config(tmp_path, [ORDERS])
+def test_sigterm_commits_what_was_read_and_a_second_process_is_refused(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    loaded = write_config(tmp_path, [ORDERS], warehouse=warehouse)
     write_lines(tmp_path / "data/1.jsonl", [{"id": 1}])
     proc = subprocess.Popen(run_script(loaded.path, once=False), stderr=subprocess.PIPE, text=True)
     try:
@@ -244,7 +250,8 @@ def test_sigterm_commits_what_was_read_and_a_second_process_is_refused(tmp_path:
         while "committed transaction 1" not in proc.stderr.readline():
             assert time.monotonic() < deadline
         code, text = run_once(loaded)
-        assert code == 1 and f"(pid {proc.pid}) holds" in text
+        refusal = f"(pid {proc.pid}) holds" if warehouse.kind == "duckdb" else "is held by another"
+        assert code == 1 and refusal in text
         write_lines(tmp_path / "data/1.jsonl", [{"id": 2}], append=True)
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
@@ -252,7 +259,7 @@ def test_sigterm_commits_what_was_read_and_a_second_process_is_refused(tmp_path:
     finally:
         proc.kill()
         proc.wait()
-    assert rows(tmp_path / "warehouse.duckdb", "SELECT id FROM orders ORDER BY id") == [(1,), (2,)]
+    assert warehouse.rows("SELECT id FROM orders ORDER BY id") == [(1,), (2,)]
 
 
 def test_status_shows_offsets_sizes_rows_and_last_commit(tmp_path: Path) -> None:
