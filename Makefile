@@ -25,8 +25,9 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/afterload demo
 
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 SOAK_SECONDS ?= 600
 SOAK_ARGS ?=
