@@ -181,3 +181,14 @@ async def test_key_never_in_trigger_logs(
     await until(lambda: len(trig.outcomes) == 1)
     await trig.stop()
     assert API_KEY not in caplog.text and API_KEY not in repr(trig)
+
+
+async def test_commits_reported_after_stop_are_harmless(
+    make_settings: Callable[..., DbtJobTrigger], emulator: DbtCloudEmulator
+) -> None:
+    trig = trigger_for(make_settings(mode="ignore"))
+    await trig.start(initial_fire=False)
+    await until(lambda: trig._idle)
+    await trig.stop()
+    trig.notify_commit(5)  # e.g. a commit landing while the process shuts down
+    assert emulator.runs == []

@@ -173,11 +173,16 @@ class JobTrigger:
         self.client = client or DbtCloudClient(settings, clock=self.clock)
         self.core = TriggerCore(settings.interval.total_seconds(), retry_floor=retry_floor)
         self.outcomes: list[FireOutcome] = []
-        self._lock = asyncio.Lock()
+        self._firing = asyncio.Lock()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: int | None = None
         self._task: asyncio.Task[None] | None = None
+        # Commits reported from the committer's thread, not yet seen by the core. The loop is
+        # woken only when it sleeps with nothing scheduled: while a fire is in flight or due,
+        # it picks them up on its own, so a busy commit loop never pays for a thread switch.
+        self._inbox = threading.Lock()
+        self._reported = 0
+        self._idle = False
 
     def __repr__(self) -> str:
         s = self.settings
@@ -186,7 +191,6 @@ class JobTrigger:
     async def start(self, *, initial_fire: bool = True) -> None:
         """Start the background task; ``initial_fire`` schedules the seed's start-up fire."""
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.get_ident()
         if initial_fire:
             self.core.start(self.clock.monotonic())
         self._task = asyncio.create_task(self._run(), name="afterload-dbt-trigger")
@@ -195,14 +199,15 @@ class JobTrigger:
         """Tell the trigger a commit stored ``documents``; returns at once, from any thread."""
         if documents <= 0:
             return
-        if self._loop is None or threading.get_ident() == self._thread:
-            self._on_commit(documents)
-        else:
-            self._loop.call_soon_threadsafe(self._on_commit, documents)
+        with self._inbox:
+            self._reported += 1
+            wake, self._idle = self._idle, False
+        if wake and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     async def fire_now(self) -> FireOutcome:
         """One fire now, honouring mode and cause (``afterload trigger``, ``run --once``)."""
-        async with self._lock:
+        async with self._firing:
             outcome = await fire_once(self.client, self.settings)
         self._record(outcome)
         return outcome
@@ -210,6 +215,8 @@ class JobTrigger:
     async def stop(self, grace: float = 10.0) -> None:
         """Cancel what is scheduled; give a request in flight up to ``grace`` seconds."""
         self.core.stop()
+        with self._inbox:
+            self._idle = False  # later reports must not wake a loop that may be gone
         self._wake.set()
         if self._task is not None:
             try:
@@ -224,15 +231,20 @@ class JobTrigger:
 
     # -- the background task ---------------------------------------------------------------
 
-    def _on_commit(self, documents: int) -> None:
-        self.core.commit(self.clock.monotonic(), documents)
-        self._wake.set()
+    def _collect(self) -> None:
+        """Hand the commits reported since the last look to the core."""
+        with self._inbox:
+            count, self._reported = self._reported, 0
+        now = self.clock.monotonic()
+        for _ in range(count):
+            self.core.commit(now, 1)
 
     async def _run(self) -> None:
         while not self.core.stopped:
+            self._collect()
             now = self.clock.monotonic()
             if self.core.begin(now):
-                async with self._lock:
+                async with self._firing:
                     try:
                         outcome = await fire_once(self.client, self.settings)
                     except Exception as exc:  # a bug must not end the trigger silently
@@ -241,7 +253,11 @@ class JobTrigger:
                 self.core.finish(self.clock.monotonic(), started=outcome.started)
                 self._record(outcome)
                 continue
-            self._wake.clear()
+            with self._inbox:
+                if self._reported:
+                    continue
+                self._wake.clear()
+                self._idle = self.core.due_at is None
             due = self.core.due_at
             await self._sleep_or_wake(None if due is None else due - now)
 
