@@ -250,9 +250,9 @@ def _summary(console: Console, emulator: DbtCloudEmulator, warehouse: Path) -> N
         table.add_row(*(str(v) for v in row))
     console.print(table)
     console.print(
-        "why so few runs: the start-up fire, then at most one per interval, and only after "
-        "commits that stored documents; a fire that found a run active was skipped and the "
-        "data stayed pending until a later run covered it."
+        f"{txns[0] if txns else 0} commits, {len(runs)} dbt runs: one fire at start, then at "
+        f"most one every {INTERVAL}s and only after commits that stored documents; a fire that "
+        "finds a run active is skipped and its data stays pending until a later run covers it."
     )
     console.print(f"try it yourself: afterload status {warehouse.parent / 'afterload.yaml'}")
 
