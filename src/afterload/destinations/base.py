@@ -52,14 +52,9 @@ class Recovered:
     transactions: int
 
 
-@dataclass(slots=True)
-class CheckpointInfo:
-    """The committed state as ``afterload status`` shows it."""
-
-    checkpoint: dict[str, Any]
-    fence: int
-    committed_at: datetime | None
-    transactions: int
+#: The committed state as ``afterload status`` reads it: the same fields, read without
+#: raising the fence.
+CheckpointInfo = Recovered
 
 
 class Destination(Protocol):
