@@ -278,3 +278,20 @@ def test_status_shows_offsets_sizes_rows_and_last_commit(tmp_path: Path) -> None
     assert "last commit:" in text and "1 transactions" in text
     line = next(x for x in text.splitlines() if "data/*.jsonl" in x)
     assert line.split()[-4:] == ["3", "│", "2", "│"]  # lines committed, rows in the table
+
+
+def test_a_rejected_line_leaves_no_column_behind(tmp_path: Path, warehouse: Warehouse) -> None:
+    loaded = write_config(tmp_path, [{**ORDERS, "rejects": "rejects.jsonl"}], warehouse=warehouse)
+    write_lines(
+        tmp_path / "data/1.jsonl",
+        [{"id": 1, "v": 1}, {"id": 2, "brand_new": "x", "v": "not a number"}, {"id": 3, "v": 3}],
+    )
+    assert run_once(loaded)[0] == 0
+    assert warehouse.rows("SELECT id, v FROM orders ORDER BY id") == [(1, 1), (3, 3)]
+    columns = {
+        r[0]
+        for r in warehouse.rows(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'orders'"
+        )
+    }
+    assert "brand_new" not in columns and "v" in columns

@@ -177,10 +177,27 @@ class TableShape:
         """Check a document against the shape, growing or widening it; raises LineProblem."""
         sig = (tuple(doc), tuple(map(type, doc.values())))
         checks = self._ok.get(sig)
-        if checks is None:
+        if checks is not None:
+            self._check_values(doc, checks)
+            return
+        # A rejected document must leave no trace: its new properties must not become columns.
+        version = self.version
+        saved = ({n: replace(c) for n, c in self.columns.items()}, dict(self._lower))
+        try:
             checks = self._observe_slow(doc)
-            # A shape change clears the cache; this signature is now known to be fine.
-            self._ok[sig] = checks
+            self._check_values(doc, checks)
+        except LineProblem:
+            if self.version != version:
+                self.columns, self._lower = saved
+                self.version += 1
+                self._ok.clear()
+                self.plans.clear()
+            raise
+        # A shape change clears the cache; this signature is now known to be fine.
+        self._ok[sig] = checks
+
+    @staticmethod
+    def _check_values(doc: dict[str, Any], checks: tuple[tuple[str, ValueCheck], ...]) -> None:
         for name, check in checks:
             value = doc[name]
             if value is not None:
