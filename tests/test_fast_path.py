@@ -206,6 +206,7 @@ class Recording:
     """A destination that takes its time and records what each commit saw."""
 
     name = "recording"
+    stores_nul = True
 
     def __init__(self, delay: float = 0.05, fail_at: int | None = None) -> None:
         self.delay, self.fail_at = delay, fail_at

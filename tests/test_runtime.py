@@ -295,3 +295,26 @@ def test_a_rejected_line_leaves_no_column_behind(tmp_path: Path, warehouse: Ware
         )
     }
     assert "brand_new" not in columns and "v" in columns
+
+
+def test_a_nul_character_is_a_bad_line_where_it_cannot_be_stored(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    loaded = write_config(tmp_path, [{**ORDERS, "rejects": "rejects.jsonl"}], warehouse=warehouse)
+    write_lines(
+        tmp_path / "data/1.jsonl",
+        ['{"id": 1, "s": "a\\u0000b"}', '{"id": 2, "s": "back\\\\u0000slash"}', {"id": 3}],
+    )
+    assert run_once(loaded)[0] == 0
+    ids = [r[0] for r in warehouse.rows("SELECT id FROM orders ORDER BY id")]
+    rejected = (
+        (tmp_path / "rejects.jsonl").read_text().splitlines()
+        if (tmp_path / "rejects.jsonl").exists()
+        else []
+    )
+    if warehouse.kind == "postgres":
+        assert ids == [2, 3]  # an escaped backslash before u0000 is no NUL
+        (entry,) = map(json.loads, rejected)
+        assert entry["line"] == 1 and "NUL character" in entry["reason"]
+    else:
+        assert ids == [1, 2, 3] and rejected == []

@@ -40,8 +40,17 @@ def _describe_json_error(exc: orjson.JSONDecodeError, raw: bytes) -> str:
 class DocumentParser:
     """Parses one binding's lines; keeps the binding's table shape up to date."""
 
-    def __init__(self, shape: TableShape, key_pointers: list[str], *, hard_delete: bool) -> None:
+    def __init__(
+        self,
+        shape: TableShape,
+        key_pointers: list[str],
+        *,
+        hard_delete: bool,
+        forbid_nul: bool = False,
+    ) -> None:
         self.shape = shape
+        self.forbid_nul = forbid_nul
+        """The destination cannot store U+0000 (PostgreSQL): such a line is a bad line."""
         # A hard delete only needs its key: its other values never reach a column.
         self.unchecked_deletes = hard_delete and not shape.delta
         self.key_names = shape.key
@@ -61,7 +70,11 @@ class DocumentParser:
         key = self.key_of(doc)
         meta = doc.get("_meta")
         delete = type(meta) is dict and meta.get("op") == "d"
-        if not (delete and self.unchecked_deletes):
+        unchecked = delete and self.unchecked_deletes
+        # JSON can only spell U+0000 as an escape, so the byte search rules out almost every line.
+        if self.forbid_nul and b"\\u0000" in raw and _holds_nul(key if unchecked else doc):
+            raise LineProblem("holds a NUL character (\\u0000), which the destination cannot store")
+        if not unchecked:
             self.shape.observe(doc)
         return key, delete
 
@@ -119,8 +132,11 @@ class DocumentParser:
         n = len(lines)
         i = start
         nbytes = 0
+        nul = self.forbid_nul
         while i < n:
             raw = lines[i]
+            if nul and b"\\u0000" in raw:
+                break
             try:
                 doc = loads(raw)
             except decode_error:
@@ -194,6 +210,16 @@ def _pass(doc: dict[str, Any], checks: tuple[tuple[str, Any], ...]) -> bool:
         except LineProblem:
             return False
     return True
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _kind(value: Any) -> str:

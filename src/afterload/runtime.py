@@ -151,7 +151,12 @@ def build_bindings(
                 rejects.recover(size)
             else:
                 size = rejects.size()
-        parser = DocumentParser(shape, binding.key, hard_delete=binding.hard_delete)
+        parser = DocumentParser(
+            shape,
+            binding.key,
+            hard_delete=binding.hard_delete,
+            forbid_nul=not destination.stores_nul,
+        )
         states.append(BindingState(binding, source, shape, parser, rejects, size))
     if stdin > 1:
         raise AfterloadError(f"{loaded.path}: only one binding can read standard input")

@@ -60,6 +60,9 @@ CheckpointInfo = Recovered
 class Destination(Protocol):
     name: str
     """How to name the destination in messages (a file path, a host and database)."""
+    stores_nul: bool
+    """Whether strings may hold U+0000; if not, such lines are bad lines (rejects), found
+    while reading rather than at commit."""
 
     def open(self, materialization: str) -> Recovered:
         """Connect, raise the fence, and return the checkpoint to resume from."""

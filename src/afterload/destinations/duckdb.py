@@ -76,6 +76,8 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
 class DuckDBDestination:
     """Implements :class:`afterload.destinations.base.Destination` on a DuckDB file."""
 
+    stores_nul = True
+
     def __init__(
         self, path: Path, schema: str = "main", *, memory_limit: str | None = None
     ) -> None:

@@ -512,6 +512,8 @@ def _literal(conn: Connection, text: str) -> str:
 class PostgresDestination:
     """Implements :class:`afterload.destinations.base.Destination` on a PostgreSQL schema."""
 
+    stores_nul = False  # neither TEXT nor JSONB can hold U+0000
+
     def __init__(
         self,
         settings: ConnectSettings,
