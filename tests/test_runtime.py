@@ -291,7 +291,8 @@ def test_a_rejected_line_leaves_no_column_behind(tmp_path: Path, warehouse: Ware
     columns = {
         r[0]
         for r in warehouse.rows(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'orders'"
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'orders' AND table_schema = current_schema()"
         )
     }
     assert "brand_new" not in columns and "v" in columns
@@ -318,3 +319,29 @@ def test_a_nul_character_is_a_bad_line_where_it_cannot_be_stored(
         assert entry["line"] == 1 and "NUL character" in entry["reason"]
     else:
         assert ids == [1, 2, 3] and rejected == []
+
+
+def test_types_and_evolution_through_the_runtime(tmp_path: Path, warehouse: Warehouse) -> None:
+    """Inferred types, a new property adding a column, an integer column widening to DOUBLE."""
+    loaded = write_config(tmp_path, [ORDERS], warehouse=warehouse)
+    write_lines(
+        tmp_path / "data/1.jsonl",
+        [{"id": 1, "n": 2, "ok": True, "s": "a", "obj": {"k": [1, 2]}, "tags": ["x"]}],
+    )
+    assert run_once(loaded)[0] == 0
+    write_lines(tmp_path / "data/1.jsonl", [{"id": 2, "n": 2.5, "added": "new"}], append=True)
+    assert run_once(loaded)[0] == 0
+    got = warehouse.rows("SELECT id, n, ok, s, obj, tags, added FROM orders ORDER BY id")
+    assert [(r[0], r[1], r[2], r[3], r[6]) for r in got] == [
+        (1, 2.0, True, "a", None),
+        (2, 2.5, None, None, "new"),
+    ]
+    assert json.loads(got[0][4]) == {"k": [1, 2]} and json.loads(got[0][5]) == ["x"]
+    types = dict(
+        warehouse.rows(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'orders' AND table_schema = current_schema()"
+        )
+    )
+    assert types["n"].upper() in ("DOUBLE", "DOUBLE PRECISION")
+    assert types["id"].upper() == "BIGINT" and types["ok"].upper() == "BOOLEAN"
