@@ -28,6 +28,18 @@ TAGS = ["new", "vip", "gift", "promo", "bulk", "retail", "web", "store"]
 CITIES = ["Paris", "Berlin", "Oslo", "Lima", "Tokyo", "Accra"]
 
 
+def standard_inputs(docs: int, updates: int) -> tuple[Path, Path]:
+    """The benchmarks' shared data: the orders, and updates whose keys mostly exist."""
+    orders = generate(DATA / f"orders-{docs}.jsonl", docs, seed=1)
+    changes = generate(
+        DATA / f"updates-{updates}.jsonl",
+        updates,
+        seed=2,
+        id_space=docs + docs // 4,  # about 80% of the keys exist, 20% are new
+    )
+    return orders, changes
+
+
 def generate(path: Path, count: int, *, seed: int, first_id: int = 0, id_space: int = 0) -> Path:
     """Order-like documents of about 180 bytes; ids are sequential unless ``id_space`` is set."""
     if path.exists():
@@ -121,13 +133,7 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="512MB")
     args = parser.parse_args()
 
-    orders = generate(DATA / f"orders-{args.docs}.jsonl", args.docs, seed=1)
-    updates = generate(
-        DATA / f"updates-{args.updates}.jsonl",
-        args.updates,
-        seed=2,
-        id_space=args.docs + args.docs // 4,  # about 80% of the keys exist, 20% are new
-    )
+    orders, updates = standard_inputs(args.docs, args.updates)
     big_count = args.docs * args.rss_factor
     big = generate(DATA / f"orders-{big_count}.jsonl", big_count, seed=3)
     work = DATA / "work"

@@ -30,7 +30,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_duckdb import DATA, generate  # noqa: E402
+from bench_duckdb import DATA, standard_inputs  # noqa: E402
 
 from afterload.config import load_config  # noqa: E402
 from afterload.destinations.base import TableWrite  # noqa: E402
@@ -176,13 +176,7 @@ def main() -> None:
     parser.add_argument("--max-documents", type=int, default=200_000)
     args = parser.parse_args()
 
-    orders = generate(DATA / f"orders-{args.docs}.jsonl", args.docs, seed=1)
-    updates = generate(
-        DATA / f"updates-{args.updates}.jsonl",
-        args.updates,
-        seed=2,
-        id_space=args.docs + args.docs // 4,  # about 80% of the keys exist, 20% are new
-    )
+    orders, updates = standard_inputs(args.docs, args.updates)
     schema = "bench_" + secrets.token_hex(4)
     work = DATA / "work-postgres"
     shutil.rmtree(work, ignore_errors=True)

@@ -49,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_duckdb import DATA, generate  # noqa: E402
+from bench_duckdb import DATA, standard_inputs  # noqa: E402
 
 DLT_VERSION = "1.31.0"
 DLT_REQUIREMENTS = [f"dlt[duckdb,postgres,parquet]=={DLT_VERSION}"]
@@ -245,13 +245,7 @@ def copy_text(source: Path) -> Path:
 
 
 def prepare_data(docs: int, updates: int) -> Data:
-    orders = generate(DATA / f"orders-{docs}.jsonl", docs, seed=1)
-    update_file = generate(
-        DATA / f"updates-{updates}.jsonl",
-        updates,
-        seed=2,
-        id_space=docs + docs // 4,  # about 80% of the keys exist, 20% are new
-    )
+    orders, update_file = standard_inputs(docs, updates)
     with open(update_file, "rb") as f:
         new_keys = {orjson.loads(line)["id"] for line in f}
     upsert_rows = docs + sum(1 for k in new_keys if k >= docs)

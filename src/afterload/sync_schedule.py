@@ -17,22 +17,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from afterload.config import SyncSchedule
+from afterload.durations import parse_duration
 
 __all__ = ["SyncPolicy", "parse_days"]
 
 SLOW_PERIOD = timedelta(hours=4)
 """The frequency outside the fast-sync window (Flow's fixed value)."""
 
-_FREQUENCIES: dict[str, timedelta] = {
-    "0s": timedelta(0),
-    "30s": timedelta(seconds=30),
-    "5m": timedelta(minutes=5),
-    "15m": timedelta(minutes=15),
-    "30m": timedelta(minutes=30),
-    "1h": timedelta(hours=1),
-    "2h": timedelta(hours=2),
-    "4h": timedelta(hours=4),
-}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -140,7 +131,7 @@ class SyncPolicy:
 
     def __init__(self, schedule: SyncSchedule, seed: str) -> None:
         """``seed`` is the materialization name: it fixes the jitter, hence the cadence."""
-        self._frequency = _FREQUENCIES[schedule.syncFrequency]
+        self._frequency = parse_duration(schedule.syncFrequency)
         digest = hashlib.blake2b(seed.encode(), digest_size=8).digest()
         self._hash = int.from_bytes(digest, "big")
         self._window: _Window | None = None
