@@ -14,12 +14,15 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from afterload.config import SyncSchedule
+from pydantic import Field, field_validator, model_validator
+
 from afterload.durations import parse_duration
+from afterload.fields import Strict
 
-__all__ = ["SyncPolicy", "parse_days"]
+__all__ = ["SyncPolicy", "SyncSchedule", "parse_days"]
 
 SLOW_PERIOD = timedelta(hours=4)
 """The frequency outside the fast-sync window (Flow's fixed value)."""
@@ -78,6 +81,52 @@ def parse_days(text: str) -> frozenset[int]:
     return frozenset(days)
 
 
+SyncFrequency = Literal["0s", "30s", "5m", "15m", "30m", "1h", "2h", "4h"]
+_HH_MM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class SyncSchedule(Strict):
+    """The ``syncSchedule`` block: Estuary's keys (camelCase), snake_case in Python."""
+
+    sync_frequency: SyncFrequency = Field(
+        default="0s",
+        alias="syncFrequency",
+        description="Once caught up, commit no more often than this. 0s commits as soon as "
+        "data arrives.",
+    )
+    timezone: str | None = Field(default=None, description="IANA zone of the fast-sync window.")
+    fast_sync_start_time: str | None = Field(
+        default=None, alias="fastSyncStartTime", pattern=_HH_MM, description="HH:MM"
+    )
+    fast_sync_stop_time: str | None = Field(
+        default=None, alias="fastSyncStopTime", pattern=_HH_MM, description="HH:MM"
+    )
+    fast_sync_enabled_days: str | None = Field(
+        default=None,
+        alias="fastSyncEnabledDays",
+        description="Days of the fast-sync window, e.g. 'M-F' or 'Mo, We, Fr'.",
+    )
+
+    @field_validator("fast_sync_enabled_days")
+    @classmethod
+    def _days(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_days(value)
+        return value
+
+    @model_validator(mode="after")
+    def _window_complete(self) -> SyncSchedule:
+        window = [self.timezone, self.fast_sync_start_time, self.fast_sync_stop_time]
+        if any(v is not None for v in window) and not all(v is not None for v in window):
+            raise ValueError("timezone, fastSyncStartTime and fastSyncStopTime go together")
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{self.timezone!r} is not an IANA time zone") from None
+        return self
+
+
 def _utc(when: datetime, name: str) -> datetime:
     if when.tzinfo is None or when.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got naive {when!r}")
@@ -131,16 +180,16 @@ class SyncPolicy:
 
     def __init__(self, schedule: SyncSchedule, seed: str) -> None:
         """``seed`` is the materialization name: it fixes the jitter, hence the cadence."""
-        self._frequency = parse_duration(schedule.syncFrequency)
+        self._frequency = parse_duration(schedule.sync_frequency)
         digest = hashlib.blake2b(seed.encode(), digest_size=8).digest()
         self._hash = int.from_bytes(digest, "big")
         self._window: _Window | None = None
-        start, stop = schedule.fastSyncStartTime, schedule.fastSyncStopTime
+        start, stop = schedule.fast_sync_start_time, schedule.fast_sync_stop_time
         if schedule.timezone is not None and start is not None and stop is not None:
             days = (
                 frozenset(range(7))
-                if schedule.fastSyncEnabledDays is None
-                else parse_days(schedule.fastSyncEnabledDays)
+                if schedule.fast_sync_enabled_days is None
+                else parse_days(schedule.fast_sync_enabled_days)
             )
             zone = ZoneInfo(schedule.timezone)
             self._window = _Window(zone, _hh_mm(start), _hh_mm(stop), days)

@@ -1,10 +1,9 @@
-"""The dbt Cloud job trigger: when to fire (a pure core) and how (a thin async shell).
+"""The trigger's async shell: the schedule's background task, and the thread it lives in.
 
-Timing follows the original connector: fire once at start, then after each commit that
-stored documents, at ``max(now, last fire + interval)``, with at most one fire scheduled at a
-time. Unlike the original it never blocks the committer, never fires for an empty commit, and
-keeps data *pending* until a run created after it exists: a fire skipped because a run is
-active, or one that failed after its retries, is tried again an interval later.
+:class:`JobTrigger` runs the pure schedule (:mod:`.schedule`) on an event loop and fires its
+action when the schedule says so; :class:`TriggerThread` gives that loop a thread of its own,
+so a long commit never delays a fire and a slow or hung target never delays a commit.
+``notify_commit`` is the only call on the commit path, and it returns at once.
 """
 
 from __future__ import annotations
@@ -13,165 +12,37 @@ import asyncio
 import contextlib
 import logging
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Sequence
 from datetime import timedelta
-from typing import Literal
+from typing import Any, TypeVar
 
 from afterload.clock import Clock, SystemClock
-from afterload.config import DbtJobTrigger
-from afterload.dbt.cloud import DbtCloudClient, DbtCloudError, Job, Run
+from afterload.errors import AfterloadError
+from afterload.triggers.base import FireOutcome, TriggerAction
+from afterload.triggers.schedule import RETRY_FLOOR, TriggerCore
 
 log = logging.getLogger("afterload.trigger")
 
-#: After a skipped or failed fire, wait at least this long even when ``interval`` is shorter,
-#: so a ``0s`` interval never turns into a busy loop against dbt Cloud.
-RETRY_FLOOR = 10.0
-
-
-@dataclass
-class TriggerCore:
-    """The decision logic, with time passed in: no I/O, so property tests can drive it.
-
-    ``commits`` counts data commits (the start-up fire counts as one: data committed by an
-    earlier process may not have a run yet); ``covered`` is the count a successful fire has
-    covered. Data is pending while ``commits > covered``.
-    """
-
-    interval: float
-    retry_floor: float = RETRY_FLOOR
-    commits: int = 0
-    covered: int = 0
-    last_fire: float | None = None
-    due_at: float | None = None
-    in_flight: int | None = None
-    stopped: bool = False
-
-    @property
-    def pending(self) -> bool:
-        return self.commits > self.covered
-
-    def start(self, now: float) -> None:
-        """The seed's initial fire: due at once."""
-        self.commits += 1
-        self._schedule(now)
-
-    def commit(self, now: float, documents: int) -> None:
-        """A commit that stored ``documents``; an empty one changes nothing."""
-        if documents <= 0 or self.stopped:
-            return
-        self.commits += 1
-        self._schedule(now)
-
-    def begin(self, now: float) -> bool:
-        """Whether a fire starts now; if so it covers every commit counted so far."""
-        if self.stopped or self.in_flight is not None or self.due_at is None:
-            return False
-        if now < self.due_at:
-            return False
-        self.in_flight = self.commits
-        self.last_fire = now
-        self.due_at = None
-        return True
-
-    def finish(self, now: float, *, started: bool) -> None:
-        """The fire ended; ``started`` means a run now exists that was created after it began."""
-        if self.in_flight is None:
-            raise RuntimeError("finish() without begin()")
-        if started:
-            self.covered = max(self.covered, self.in_flight)
-        self.in_flight = None
-        if self.stopped or not self.pending:
-            return
-        assert self.last_fire is not None
-        gap = self.interval if started else max(self.interval, self.retry_floor)
-        self.due_at = max(now, self.last_fire + gap)
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.due_at = None
-
-    def _schedule(self, now: float) -> None:
-        if self.in_flight is not None or self.due_at is not None:
-            return  # the running fire's finish(), or the scheduled one, takes care of it
-        earliest = now if self.last_fire is None else self.last_fire + self.interval
-        self.due_at = max(now, earliest)
-
-
-@dataclass(frozen=True, slots=True)
-class FireOutcome:
-    """What one fire did, and why, in words fit for a log line."""
-
-    kind: Literal["started", "skipped", "failed"]
-    message: str
-    run_id: int | None = None
-    cancelled: tuple[int, ...] = ()
-    active: tuple[int, ...] = field(default=())
-    run: Run | None = field(default=None, compare=False)
-
-    @property
-    def started(self) -> bool:
-        return self.kind == "started"
-
-
-async def fire_once(client: DbtCloudClient, settings: DbtJobTrigger) -> FireOutcome:
-    """Apply the mode to the job's active runs and start one run when the mode says so."""
-    cancelled: list[int] = []
-    try:
-        if settings.mode != "ignore":
-            active = await client.list_active_runs()
-            if active and settings.mode == "skip":
-                ids = tuple(r.id for r in active)
-                states = ", ".join(f"run {r.id} is {r.status_humanized.lower()}" for r in active)
-                return FireOutcome("skipped", f"skipped, {states}", active=ids)
-            for run in active:
-                await _cancel(client, run)
-                cancelled.append(run.id)
-        run = await client.trigger_run(settings.cause)
-    except DbtCloudError as exc:
-        done = f" after cancelling runs {cancelled}" if cancelled else ""
-        return FireOutcome("failed", f"failed{done} ({exc})", cancelled=tuple(cancelled))
-    text = f"replaced runs {cancelled} with {run.id}" if cancelled else f"started run {run.id}"
-    return FireOutcome("started", text, run_id=run.id, cancelled=tuple(cancelled), run=run)
-
-
-async def _cancel(client: DbtCloudClient, run: Run) -> None:
-    """Cancel a run; one that finished in the meantime is not an error."""
-    try:
-        await client.cancel_run(run.id)
-    except DbtCloudError as exc:
-        if exc.status_code in (401, 403):
-            raise
-        current = await client.get_run(run.id)
-        if current.is_active:
-            raise DbtCloudError(
-                f"cannot cancel run {run.id}: {exc}", fatal=exc.fatal, status_code=exc.status_code
-            ) from None
-
-
-async def check_access(settings: DbtJobTrigger, *, client: DbtCloudClient | None = None) -> Job:
-    """Read the job, which proves the URL, the key, the account and the job id together."""
-    if client is not None:
-        return await client.get_job()
-    async with DbtCloudClient(settings) as own:
-        return await own.get_job()
+T = TypeVar("T")
 
 
 class JobTrigger:
-    """Runs the core in a background task; :meth:`notify_commit` never waits on dbt Cloud."""
+    """Runs the schedule in a background task; :meth:`notify_commit` never waits on the target.
+
+    Drives one :class:`~afterload.triggers.base.TriggerAction` of any kind; the action's
+    owner closes it.
+    """
 
     def __init__(
         self,
-        settings: DbtJobTrigger,
+        action: TriggerAction,
         *,
         clock: Clock | None = None,
-        client: DbtCloudClient | None = None,
         retry_floor: float = RETRY_FLOOR,
     ) -> None:
-        self.settings = settings
+        self.action = action
         self.clock = clock or SystemClock()
-        self._own_client = client is None
-        self.client = client or DbtCloudClient(settings, clock=self.clock)
-        self.core = TriggerCore(settings.interval.total_seconds(), retry_floor=retry_floor)
+        self.core = TriggerCore(action.interval, retry_floor=retry_floor)
         self.outcomes: list[FireOutcome] = []
         self._firing = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -185,15 +56,14 @@ class JobTrigger:
         self._idle = False
 
     def __repr__(self) -> str:
-        s = self.settings
-        return f"JobTrigger(job {s.job_id} in account {s.account_id}, mode={s.mode})"
+        return f"JobTrigger({self.action!r})"
 
     async def start(self, *, initial_fire: bool = True) -> None:
         """Start the background task; ``initial_fire`` schedules the seed's start-up fire."""
         self._loop = asyncio.get_running_loop()
         if initial_fire:
             self.core.start(self.clock.monotonic())
-        self._task = asyncio.create_task(self._run(), name="afterload-dbt-trigger")
+        self._task = asyncio.create_task(self._run(), name=f"afterload-trigger {self.action.label}")
 
     def notify_commit(self, documents: int) -> None:
         """Tell the trigger a commit stored ``documents``; returns at once, from any thread."""
@@ -206,9 +76,9 @@ class JobTrigger:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def fire_now(self) -> FireOutcome:
-        """One fire now, honouring mode and cause (``afterload trigger``, ``run --once``)."""
+        """One fire now, outside the schedule (``run --once`` at its end)."""
         async with self._firing:
-            outcome = await fire_once(self.client, self.settings)
+            outcome = await self.action.fire()
         self._record(outcome)
         return outcome
 
@@ -222,12 +92,10 @@ class JobTrigger:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=grace)
             except TimeoutError:
-                log.warning("dbt job %d: stopped with a request in flight", self.settings.job_id)
+                log.warning("%s: stopped with a request in flight", self.action.label)
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
-        if self._own_client:
-            await self.client.aclose()
 
     # -- the background task ---------------------------------------------------------------
 
@@ -246,9 +114,9 @@ class JobTrigger:
             if self.core.begin(now):
                 async with self._firing:
                     try:
-                        outcome = await fire_once(self.client, self.settings)
+                        outcome = await self.action.fire()
                     except Exception as exc:  # a bug must not end the trigger silently
-                        log.exception("dbt job %d: unexpected error", self.settings.job_id)
+                        log.exception("%s: unexpected error", self.action.label)
                         outcome = FireOutcome("failed", f"failed ({type(exc).__name__})")
                 self.core.finish(self.clock.monotonic(), started=outcome.started)
                 self._record(outcome)
@@ -275,14 +143,93 @@ class JobTrigger:
 
     def _record(self, outcome: FireOutcome) -> None:
         self.outcomes.append(outcome)
-        job = self.settings.job_id
+        label = self.action.label
         if outcome.kind == "started" or self.core.due_at is None:
             level = logging.INFO if outcome.kind != "failed" else logging.WARNING
-            log.log(level, "dbt job %d: %s", job, outcome.message)
+            log.log(level, "%s: %s", label, outcome.message)
             return
         wait = self.core.due_at - self.clock.monotonic()
         at = (self.clock.wall() + timedelta(seconds=max(0.0, wait))).astimezone()
         level = logging.INFO if outcome.kind == "skipped" else logging.WARNING
-        log.log(
-            level, "dbt job %d: %s; next try at %s", job, outcome.message, at.strftime("%H:%M:%S")
+        log.log(level, "%s: %s; next try at %s", label, outcome.message, at.strftime("%H:%M:%S"))
+
+
+class TriggerThread:
+    """The triggers of one run on an asyncio loop of their own, driven from the data path.
+
+    Owns the actions it is given: :meth:`close` closes them (and so their clients).
+    """
+
+    def __init__(self, actions: Sequence[TriggerAction], *, clock: Clock | None = None) -> None:
+        self.actions = list(actions)
+        self._clock = clock
+        self.triggers: list[JobTrigger] = []
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="afterload-trigger", daemon=True
         )
+        self._thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the triggers' loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def _ensure_triggers(self) -> list[JobTrigger]:
+        if not self.triggers:
+
+            async def make() -> list[JobTrigger]:
+                return [JobTrigger(a, clock=self._clock) for a in self.actions]
+
+            self.triggers = self.call(make())
+        return self.triggers
+
+    def start(self, *, initial_fire: bool) -> None:
+        """Start every trigger's background task (the follow loop)."""
+
+        async def start_all() -> None:
+            for trigger in self._ensure_triggers():
+                await trigger.start(initial_fire=initial_fire)
+
+        self.call(start_all())
+
+    def check_access(self) -> None:
+        """Fatal answers (bad key, unknown job) stop the run; others are only logged."""
+        for action in self.actions:
+            try:
+                self.call(action.check())
+            except AfterloadError as exc:
+                if getattr(exc, "fatal", True):
+                    raise
+                log.warning("%s is not reachable now (%s); materializing anyway", action.label, exc)
+
+    def notify_commit(self, documents: int) -> None:
+        """A commit stored ``documents``: returns at once (the listener the core calls)."""
+        for trigger in self.triggers:
+            trigger.notify_commit(documents)
+
+    def fire_now(self) -> list[FireOutcome]:
+        """One fire of each action now (``run --once`` after it committed data)."""
+
+        async def fire_all() -> list[FireOutcome]:
+            return [await t.fire_now() for t in self._ensure_triggers()]
+
+        return self.call(fire_all())
+
+    def close(self, grace: float = 10.0) -> None:
+        """Stop the triggers (a request in flight gets ``grace`` seconds), close the actions."""
+
+        async def stop_all() -> None:
+            try:
+                for trigger in self.triggers:
+                    await trigger.stop(grace)
+            finally:
+                for action in self.actions:
+                    await action.aclose()
+
+        try:
+            self.call(stop_all(), timeout=grace * max(1, len(self.triggers)) + 5)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+            if not self._thread.is_alive():
+                self.loop.close()

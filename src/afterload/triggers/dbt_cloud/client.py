@@ -11,12 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from enum import IntEnum
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -25,8 +21,16 @@ import stamina
 
 from afterload import __version__
 from afterload.clock import Clock, SystemClock
-from afterload.config import DbtJobTrigger
 from afterload.errors import AfterloadError
+from afterload.triggers.dbt_cloud.errors import (
+    DbtCloudError,
+    Transient,
+    describe_transport,
+    field_messages,
+    retry_after_seconds,
+    user_message,
+)
+from afterload.triggers.dbt_cloud.models import ACTIVE_STATUSES, DbtCloudTarget, Job, Run
 
 log = logging.getLogger("afterload.dbt")
 
@@ -47,67 +51,6 @@ def default_timeout() -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(10.0, seconds))
 
 
-class RunStatus(IntEnum):
-    QUEUED = 1
-    STARTING = 2
-    RUNNING = 3
-    SUCCESS = 10
-    ERROR = 20
-    CANCELLED = 30
-
-
-ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
-_HUMAN = {s: s.name.capitalize() for s in RunStatus}
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """The fields of a dbt Cloud run the trigger acts on; ``raw`` keeps the rest."""
-
-    id: int
-    status: int
-    job_id: int | None = None
-    cause: str | None = None
-    href: str | None = None
-    created_at: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_api(cls, data: Any) -> Run:
-        if not isinstance(data, dict) or not isinstance(data.get("id"), int):
-            raise ValueError("not a run object")
-        trigger = data.get("trigger") if isinstance(data.get("trigger"), dict) else {}
-        status = data.get("status")
-        return cls(
-            id=data["id"],
-            status=status if isinstance(status, int) else 0,
-            job_id=data.get("job_definition_id") or data.get("job_id"),
-            cause=trigger.get("cause") if trigger else None,
-            href=data.get("href") if isinstance(data.get("href"), str) else None,
-            created_at=data.get("created_at"),
-            raw=data,
-        )
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
-
-    @property
-    def status_humanized(self) -> str:
-        try:
-            return _HUMAN[RunStatus(self.status)]
-        except ValueError:
-            return f"status {self.status}"
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    id: int
-    name: str
-    project_id: int | None
-    environment_id: int | None
-
-
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """About 5 attempts within 2 minutes, exponential backoff with jitter, capped at 30 s."""
@@ -120,118 +63,27 @@ class RetryPolicy:
     max_retry_after: float = 60.0
 
 
-class DbtCloudError(AfterloadError):
-    """A dbt Cloud call failed; ``fatal`` errors (401, 403, 404, 400) will not heal by waiting."""
-
-    def __init__(self, message: str, *, fatal: bool, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.fatal = fatal
-        self.status_code = status_code
-
-
-class _Transient(Exception):
-    """A failure worth retrying; ``retry_after`` is the server's own wish, when it gave one."""
-
-    def __init__(self, detail: str, *, retry_after: float | None = None, sent: bool = True):
-        super().__init__(detail)
-        self.detail = detail
-        self.retry_after = retry_after
-        # False only when the request surely never reached the server (connect failed, or
-        # it answered 429): then a non-idempotent POST may simply be sent again.
-        self.sent = sent
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _user_message(body: Any) -> str:
-    if isinstance(body, dict):
-        status = body.get("status")
-        if isinstance(status, dict) and status.get("user_message"):
-            return str(status["user_message"])
-        if body.get("detail"):
-            return str(body["detail"])
-    return ""
-
-
-def _field_messages(body: Any) -> str:
-    data = body.get("data") if isinstance(body, dict) else None
-    if isinstance(data, dict) and data:
-        parts = []
-        for key, value in data.items():
-            text = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
-            parts.append(f"{key}: {text}")
-        return ", ".join(parts)
-    return _user_message(body) or "no details given"
-
-
-def _root_oserror(exc: BaseException) -> OSError | None:
-    """The innermost OS error under httpx's wrapping ('All connection attempts failed')."""
-    found: OSError | None = None
-    seen: set[int] = set()
-    node: BaseException | None = exc
-    while node is not None and id(node) not in seen:
-        seen.add(id(node))
-        if isinstance(node, OSError) and (node.errno is not None or found is None):
-            found = node
-        node = node.__cause__ or node.__context__
-    return found
-
-
-def _describe_transport(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.ConnectTimeout):
-        return "the connection timed out"
-    if isinstance(exc, httpx.TimeoutException):
-        return "no answer before the request timeout"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "the server closed the connection without an answer"
-    root = _root_oserror(exc)
-    if isinstance(root, ConnectionRefusedError):
-        return "the connection was refused (is the server running, and the port right?)"
-    if isinstance(root, socket.gaierror):
-        return "the host name does not resolve"
-    if root is not None and root.strerror:
-        return f"cannot connect ({root.strerror.lower()})"
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect ({exc})" if str(exc) else "cannot connect"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
 class DbtCloudClient:
     """The dbt Cloud endpoints for one account and job; use as an async context manager."""
 
     def __init__(
         self,
-        settings: DbtJobTrigger,
+        target: DbtCloudTarget,
         *,
         timeout: httpx.Timeout | None = None,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.base_url = settings.base_url
-        self.account_id = settings.account_id
-        self.job_id = settings.job_id
+        self.base_url = target.base_url
+        self.account_id = target.account_id
+        self.job_id = target.job_id
         self.retry = retry or RetryPolicy()
         self.clock = clock or SystemClock()
         self._http = httpx.AsyncClient(
             base_url=f"{self.base_url}/api/v2/accounts/{self.account_id}/",
             timeout=timeout or default_timeout(),
             headers={
-                "Authorization": f"Token {settings.api_key.get_secret_value()}",
+                "Authorization": f"Token {target.api_key.get_secret_value()}",
                 "Accept": "application/json",
                 "User-Agent": f"afterload/{__version__}",
             },
@@ -264,12 +116,7 @@ class DbtCloudClient:
         data = await self._call("GET", f"jobs/{self.job_id}/", what=f"job {self.job_id}")
         if not isinstance(data, dict):
             raise self._bad_body(f"jobs/{self.job_id}/")
-        return Job(
-            id=int(data.get("id", self.job_id)),
-            name=str(data.get("name", "")),
-            project_id=data.get("project_id"),
-            environment_id=data.get("environment_id"),
-        )
+        return Job.from_api(data, self.job_id)
 
     async def get_run(self, run_id: int) -> Run:
         data = await self._call("GET", f"runs/{run_id}/", what=f"run {run_id}")
@@ -315,7 +162,7 @@ class DbtCloudClient:
         newest = await self.list_runs(limit=1)
         baseline = newest[0].id if newest else 0
         maybe_sent = False
-        last: _Transient | None = None
+        last: Transient | None = None
         try:
             async for attempt in self._retrying():
                 with attempt:
@@ -326,19 +173,19 @@ class DbtCloudClient:
                             return adopted
                     try:
                         data = await self._once("POST", path, json_body={"cause": cause})
-                    except _Transient as exc:
+                    except Transient as exc:
                         last = exc
                         maybe_sent = maybe_sent or exc.sent
                         raise
                     return self._run(data, path)
-        except _Transient as exc:
+        except Transient as exc:
             last = exc
         assert last is not None
         # One last look: the run may exist although every answer was lost.
         if maybe_sent:
             try:
                 adopted = await self._find_new_run(baseline, cause)
-            except (_Transient, DbtCloudError):
+            except (Transient, DbtCloudError):
                 adopted = None
             if adopted is not None:
                 return adopted
@@ -365,7 +212,7 @@ class DbtCloudClient:
     def run_url(self, run: Run) -> str:
         if run.href:
             return run.href
-        project = run.raw.get("project_id")
+        project = run.project_id
         if project:
             return f"{self.base_url}/deploy/{self.account_id}/projects/{project}/runs/{run.id}/"
         return f"{self.base_url}/api/v2/accounts/{self.account_id}/runs/{run.id}/"
@@ -384,14 +231,14 @@ class DbtCloudClient:
             params={"job_definition_id": self.job_id, "id__gt": baseline, "order_by": "-id"},
         )
         if not isinstance(data, list):
-            raise _Transient("the list of runs was not a list")
+            raise Transient("the list of runs was not a list")
         return [Run.from_api(item) for item in data if isinstance(item, dict) and "id" in item]
 
     def _retrying(self) -> Any:
         policy = self.retry
 
         def backoff(exc: Exception) -> bool | float:
-            if not isinstance(exc, _Transient):
+            if not isinstance(exc, Transient):
                 return False
             if exc.retry_after is not None:
                 return min(exc.retry_after, policy.max_retry_after)
@@ -415,13 +262,13 @@ class DbtCloudClient:
         what: str,
     ) -> Any:
         """An idempotent call (GET, or a cancel): retried on every transient failure."""
-        last: _Transient | None = None
+        last: Transient | None = None
         try:
             async for attempt in self._retrying():
                 with attempt:
                     try:
                         return await self._once(method, path, params=params, what=what)
-                    except _Transient as exc:
+                    except Transient as exc:
                         last = exc
                         log.warning(
                             "dbt Cloud %s %s: %s (attempt %d of %d)",
@@ -432,7 +279,7 @@ class DbtCloudClient:
                             self.retry.attempts,
                         )
                         raise
-        except _Transient as exc:
+        except Transient as exc:
             last = exc
         assert last is not None
         raise self._gave_up(path, last)
@@ -458,24 +305,24 @@ class DbtCloudClient:
             )
         except httpx.TransportError as exc:
             sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-            raise _Transient(_describe_transport(exc), sent=sent) from None
+            raise Transient(describe_transport(exc), sent=sent) from None
         code = response.status_code
         try:
             body = response.json()
         except ValueError:
             body = None
         if code == 429:
-            raise _Transient(
-                "429 Too Many Requests", retry_after=_retry_after(response), sent=False
+            raise Transient(
+                "429 Too Many Requests", retry_after=retry_after_seconds(response), sent=False
             )
         if code == 408 or code >= 500:
             reason = response.reason_phrase or ""
-            raise _Transient(f"{code} {reason}".strip(), retry_after=_retry_after(response))
+            raise Transient(f"{code} {reason}".strip(), retry_after=retry_after_seconds(response))
         if code >= 400:
             raise self._client_error(code, body, path, what)
         if not isinstance(body, dict) or "data" not in body:
             kind = response.headers.get("content-type", "no content type")
-            raise _Transient(f"{code} with a body that is not dbt's JSON envelope ({kind})")
+            raise Transient(f"{code} with a body that is not dbt's JSON envelope ({kind})")
         status = body.get("status")
         if isinstance(status, dict) and status.get("is_success") is False:
             raise self._client_error(int(status.get("code") or 400), body, path, what)
@@ -485,7 +332,7 @@ class DbtCloudClient:
         return f"{self.base_url}/api/v2/accounts/{self.account_id}/{path}"
 
     def _client_error(self, code: int, body: Any, path: str, what: str | None) -> DbtCloudError:
-        msg = _user_message(body)
+        msg = user_message(body)
         detail = f" ({code}: {msg})" if msg else f" ({code})"
         if code == 401:
             text = (
@@ -508,12 +355,12 @@ class DbtCloudClient:
                 f"{self.base_url}{detail}; check job_id and account_id"
             )
         elif code == 400:
-            text = f"dbt Cloud rejected the request {self._endpoint(path)}: {_field_messages(body)}"
+            text = f"dbt Cloud rejected the request {self._endpoint(path)}: {field_messages(body)}"
         else:
             text = f"dbt Cloud answered {self._endpoint(path)} with {code}{detail}"
         return DbtCloudError(text, fatal=True, status_code=code)
 
-    def _gave_up(self, path: str, last: _Transient) -> DbtCloudError:
+    def _gave_up(self, path: str, last: Transient) -> DbtCloudError:
         return DbtCloudError(
             f"dbt Cloud at {self._endpoint(path)} could not be used: {last.detail} "
             f"(after up to {self.retry.attempts} attempts)",

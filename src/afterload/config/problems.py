@@ -1,0 +1,69 @@
+"""A pydantic ValidationError into one line per problem: file, line, key path, what is wrong.
+
+Secrets are redacted here, the one place an input value could reach a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+#: Key paths to the 1-based line each stands on (see :func:`afterload.config.load.line_index`).
+LineIndex = dict[tuple[str | int, ...], int]
+
+SECRET_KEYS = ("api_key", "password")
+
+
+def dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    msg = str(err["msg"])
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known key (check its spelling)"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{err['input']!r} is not one of {expected}"
+    if kind in ("string_too_long", "string_too_short"):
+        ctx = err.get("ctx", {})
+        bound = ctx.get("max_length", ctx.get("min_length"))
+        word = "at most" if kind == "string_too_long" else "at least"
+        return f"must be {word} {bound} characters"
+    if kind == "string_pattern_mismatch":
+        return f"{err['input']!r} is not valid here"
+    if msg.startswith("Value error, "):
+        msg = msg.removeprefix("Value error, ")
+    return msg
+
+
+def _redact_secret(loc: tuple[str | int, ...], message: str, raw: Any) -> str:
+    """Errors on secret fields never echo the value."""
+    if loc and loc[-1] in SECRET_KEYS and isinstance(raw, str) and raw:
+        return message.replace(repr(raw), "(hidden)").replace(raw, "(hidden)")
+    return message
+
+
+def validation_problems(
+    exc: ValidationError, lines: LineIndex, prefix: str
+) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        where = prefix
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in lines:
+                where = f"{prefix}:{lines[loc[:n]]}"
+                break
+        text = _redact_secret(loc, _message(err), err.get("input"))
+        problems.append(f"{where}: {dotted(loc)}: {text}")
+    return problems
+

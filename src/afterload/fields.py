@@ -1,0 +1,70 @@
+"""Pydantic field types shared by every config block, whichever package owns the block.
+
+A leaf module (it imports only :mod:`afterload.durations`), so each owner — a destination, a
+trigger kind, the NDJSON driver — can declare its config beside its code without importing
+the root config, which imports them all.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from afterload.durations import PATTERN as DURATION_PATTERN
+from afterload.durations import format_duration, parse_duration
+
+_DURATION_HINT = "is not a duration (e.g. 30m, 1h, 90s)"
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors, so a typo never silently disables a feature."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _to_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise ValueError(f"{value!r} {_DURATION_HINT}") from None
+    raise ValueError(f"{value!r} {_DURATION_HINT}")
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+]
+"""A Go-style duration (``30m``, ``1h30m``), as the original connector's config spells them."""
+
+
+def _to_id(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a positive integer id")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    else:
+        raise ValueError(f"{value!r} is not a positive integer id")
+    if not 0 < number < 2**63:
+        raise ValueError(f"{value!r} is not a positive integer id")
+    return number
+
+
+PositiveId = Annotated[
+    int,
+    BeforeValidator(_to_id),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^\d+$"}]}
+    ),
+]
+"""A positive 63-bit id, as a number or a digit string (dbt Cloud ids come either way)."""
+
+JsonPointer = Annotated[str, Field(pattern=r"^(/([^~/]|~[01])*)+$")]

@@ -1,0 +1,2 @@
+"""Triggers: what runs after data is committed. ``schedule`` decides when, ``runner`` runs it,
+and each kind (``dbt_cloud``, …) decides how. Nothing here imports the core or a driver."""

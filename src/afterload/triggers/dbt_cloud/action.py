@@ -1,0 +1,103 @@
+"""The dbt Cloud trigger kind: apply the mode to the job's active runs, start one, wait for it.
+
+One :class:`DbtCloudAction` per run holds the run's one client, shared by the access check at
+start, every fire, and ``--wait``.
+"""
+
+from __future__ import annotations
+
+from afterload.clock import Clock
+from afterload.triggers.base import FireOutcome, RunEnd
+from afterload.triggers.dbt_cloud.client import DbtCloudClient, RetryPolicy
+from afterload.triggers.dbt_cloud.config import DbtJobTrigger
+from afterload.triggers.dbt_cloud.errors import DbtCloudError
+from afterload.triggers.dbt_cloud.models import Job, Run, RunStatus
+
+_RESULTS = {RunStatus.SUCCESS: "success", RunStatus.CANCELLED: "cancelled"}
+
+
+async def fire_once(client: DbtCloudClient, settings: DbtJobTrigger) -> FireOutcome:
+    """Apply the mode to the job's active runs and start one run when the mode says so."""
+    cancelled: list[int] = []
+    try:
+        if settings.mode != "ignore":
+            active = await client.list_active_runs()
+            if active and settings.mode == "skip":
+                states = ", ".join(f"run {r.id} is {r.status_humanized.lower()}" for r in active)
+                return FireOutcome("skipped", f"skipped, {states}")
+            for run in active:
+                await _cancel(client, run)
+                cancelled.append(run.id)
+        run = await client.trigger_run(settings.cause)
+    except DbtCloudError as exc:
+        done = f" after cancelling runs {cancelled}" if cancelled else ""
+        return FireOutcome("failed", f"failed{done} ({exc})", cancelled=tuple(cancelled))
+    text = f"replaced runs {cancelled} with {run.id}" if cancelled else f"started run {run.id}"
+    return FireOutcome(
+        "started", text, run_id=run.id, url=client.run_url(run), cancelled=tuple(cancelled)
+    )
+
+
+async def _cancel(client: DbtCloudClient, run: Run) -> None:
+    """Cancel a run; one that finished in the meantime is not an error."""
+    try:
+        await client.cancel_run(run.id)
+    except DbtCloudError as exc:
+        if exc.status_code in (401, 403):
+            raise
+        current = await client.get_run(run.id)
+        if current.is_active:
+            raise DbtCloudError(
+                f"cannot cancel run {run.id}: {exc}", fatal=exc.fatal, status_code=exc.status_code
+            ) from None
+
+
+class DbtCloudAction:
+    """Implements :class:`afterload.triggers.base.TriggerAction` for a dbt Cloud job."""
+
+    def __init__(
+        self,
+        settings: DbtJobTrigger,
+        *,
+        client: DbtCloudClient | None = None,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.label = f"dbt job {settings.job_id}"
+        self.interval = settings.interval.total_seconds()
+        self._own_client = client is None
+        self.client = client or DbtCloudClient(settings.target(), clock=clock, retry=retry)
+        self.job: Job | None = None
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"DbtCloudAction(job {s.job_id} in account {s.account_id}, mode={s.mode})"
+
+    async def fire(self) -> FireOutcome:
+        return await fire_once(self.client, self.settings)
+
+    async def check(self) -> str:
+        """Read the job, which proves the URL, the key, the account and the job id together."""
+        job = self.job = await self.client.get_job()
+        s = self.settings
+        return (
+            f"dbt Cloud job {job.id} ({job.name or 'unnamed'}) in account {s.account_id} "
+            f"at {s.base_url} is reachable with this key"
+        )
+
+    async def wait(self, outcome: FireOutcome, timeout: float) -> RunEnd:
+        assert outcome.run_id is not None
+        final = await self.client.wait_for_run(outcome.run_id, timeout)
+        message = f"run {final.id}: {final.status_humanized}"
+        if final.is_active:
+            return RunEnd("timeout", message)
+        try:
+            result = _RESULTS.get(RunStatus(final.status), "error")
+        except ValueError:
+            result = "error"
+        return RunEnd(result, message)  # type: ignore[arg-type]
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self.client.aclose()
