@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
-from afterload.config import LoadedConfig
-from afterload.destinations.base import CheckpointInfo, LockedError
+from afterload.cli.app import ConfigArg, app, load, out
+from afterload.config.load import LoadedConfig
+from afterload.core.checkpoint import Checkpoint
+from afterload.destinations.base import LockedError, Recovered
+from afterload.destinations.factory import duckdb_path, open_status
 from afterload.errors import AfterloadError
-from afterload.runtime import materialization_name
-from afterload.sources import Position, Source
+from afterload.ndjson.sources import Source
+from afterload.triggers.dbt_cloud.client import DbtCloudClient
+from afterload.triggers.dbt_cloud.models import Run
 
 
 def _size(n: int) -> str:
@@ -42,76 +46,42 @@ def materialization_status(loaded: LoadedConfig, console: Console) -> int:
         return exc.exit_code
 
 
-def probe_destination(loaded: LoadedConfig) -> str:
-    """Reach the destination without writing; a sentence saying what was found.
+@app.command()
+def status(config: ConfigArg) -> None:
+    """Per binding: offset reached against the source size, last commit, rows, active dbt runs."""
+    raise typer.Exit(materialization_status(load(config), out))
 
-    Raises :class:`AfterloadError` with one sentence when it cannot be reached. A DuckDB file
-    held by a running ``afterload run`` is fine: that is the normal state of a live one.
-    """
-    dest = loaded.config.destination
-    if dest is not None and dest.postgres is not None:
-        from afterload.destinations.postgres import PostgresStatus
 
-        pg = PostgresStatus.from_config(dest.postgres)
-        pg.close()
-        return f"{pg.name} is reachable"
-    from afterload.destinations.duckdb import DuckDBStatus
-
-    path = loaded.resolve(dest.duckdb.path if dest and dest.duckdb else "afterload.duckdb")
-    if not path.exists():
-        if not path.parent.is_dir():
-            raise AfterloadError(f"{path}: the folder {path.parent} does not exist")
-        return f"{path} will be created at the first commit"
+def _read(loaded: LoadedConfig) -> tuple[str, Recovered | None, dict[str, int | None], str | None]:
+    """Where, the committed state, row counts, and a note when the state cannot be read."""
+    config = loaded.config
+    path = duckdb_path(config.destination, loaded.base_dir)
+    where = str(path) if path is not None else ""
     try:
-        DuckDBStatus(path, "main").con.close()
+        reader = open_status(config.destination, loaded.base_dir)
     except LockedError as exc:
-        return f"{path} is in use: {exc}"
-    return f"{path} opens"
+        note = f"{exc}; committed offsets and row counts cannot be read while it runs"
+        return where, None, {}, note
+    if reader is None:
+        return where, None, {}, f"{path} does not exist yet: nothing was committed"
+    try:
+        info = reader.read_checkpoint(loaded.name)
+        counts = {b.table: reader.row_count(b.table) for b in config.bindings}
+    finally:
+        reader.close()
+    return reader.name, info, counts, None
 
 
 def _status(loaded: LoadedConfig, console: Console) -> int:
-    from afterload.destinations.duckdb import DuckDBStatus
-
     config = loaded.config
-    name = materialization_name(loaded)
-    dest = config.destination
-    info: CheckpointInfo | None = None
-    counts: dict[str, int | None] = {}
-    note = None
-    if dest is not None and dest.postgres is not None:
-        from afterload.destinations.postgres import PostgresStatus
-
-        pg = PostgresStatus.from_config(dest.postgres)
-        where = pg.name
-        try:
-            info = pg.read_checkpoint(name)
-            counts = {b.table: pg.row_count(b.table) for b in config.bindings}
-        finally:
-            pg.close()
-    else:
-        path = loaded.resolve(dest.duckdb.path if dest and dest.duckdb else "afterload.duckdb")
-        schema = dest.duckdb.schema_ if dest and dest.duckdb else "main"
-        where = str(path)
-        if not path.exists():
-            note = f"{path} does not exist yet: nothing was committed"
-        else:
-            try:
-                reader = DuckDBStatus(path, schema)
-            except LockedError as exc:
-                note = f"{exc}; committed offsets and row counts cannot be read while it runs"
-            else:
-                try:
-                    info = reader.read_checkpoint(name)
-                    counts = {b.table: reader.row_count(b.table) for b in config.bindings}
-                finally:
-                    reader.close()
-    checkpoint: dict[str, Any] = info.checkpoint if info is not None else {}
+    name = loaded.name
+    where, info, counts, note = _read(loaded)
+    checkpoint = info.checkpoint if info is not None else Checkpoint()
     table = Table(title=f"materialization {name} → {where}")
     for col in ("binding", "source", "files", "committed", "source size", "lines", "rows"):
         table.add_column(col, justify="right" if col not in ("binding", "source") else "left")
     for binding in config.bindings:
-        entry = checkpoint.get("bindings", {}).get(binding.table, {})
-        positions = {k: Position(int(v[0]), int(v[1])) for k, v in entry.get("files", {}).items()}
+        positions = dict(checkpoint.binding(binding.table).files)
         source = (
             Source(binding.source, loaded.base_dir, positions) if binding.source != "-" else None
         )
@@ -150,14 +120,12 @@ def _status(loaded: LoadedConfig, console: Console) -> int:
 
 
 def _show_runs(loaded: LoadedConfig, console: Console) -> None:
-    from afterload.dbt.cloud import DbtCloudClient
-
     settings = loaded.config.dbt_job_trigger
     assert settings is not None
 
-    async def active() -> list[Any]:
-        async with DbtCloudClient(settings) as client:
-            return list(await client.list_active_runs())
+    async def active() -> list[Run]:
+        async with DbtCloudClient(settings.target()) as client:
+            return await client.list_active_runs()
 
     try:
         runs = asyncio.run(active())

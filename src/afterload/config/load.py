@@ -61,7 +61,6 @@ def _interpolate(node: Any, path: tuple[str | int, ...], problems: list[str]) ->
     return node
 
 
-
 def line_index(text: str) -> LineIndex:
     """Map key paths to 1-based line numbers, best effort (YAML and JSON alike)."""
     index: LineIndex = {}
@@ -86,7 +85,6 @@ def line_index(text: str) -> LineIndex:
 
     walk(root, ())
     return index
-
 
 
 _MAX_NODES = 100_000
@@ -154,4 +152,3 @@ def load_config(path: str | Path) -> LoadedConfig:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([f"{p}: cannot read the config file ({e})"]) from None
     return LoadedConfig(parse_config(text, p), p.resolve())
-

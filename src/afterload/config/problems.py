@@ -22,7 +22,6 @@ def dotted(loc: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
-
 def _message(err: Any) -> str:
     kind = err["type"]
     msg = str(err["msg"])
@@ -52,9 +51,7 @@ def _redact_secret(loc: tuple[str | int, ...], message: str, raw: Any) -> str:
     return message
 
 
-def validation_problems(
-    exc: ValidationError, lines: LineIndex, prefix: str
-) -> list[str]:
+def validation_problems(exc: ValidationError, lines: LineIndex, prefix: str) -> list[str]:
     problems = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -66,4 +63,3 @@ def validation_problems(
         text = _redact_secret(loc, _message(err), err.get("input"))
         problems.append(f"{where}: {dotted(loc)}: {text}")
     return problems
-

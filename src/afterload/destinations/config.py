@@ -52,4 +52,3 @@ class DestinationConfig(Strict):
         if (self.duckdb is None) == (self.postgres is None):
             raise ValueError("give exactly one of duckdb or postgres")
         return self
-

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Protocol
+
 from pydantic import Field, model_validator
 
 from afterload.fields import JsonPointer, Strict
+from afterload.ndjson.sync_schedule import SyncSchedule
 
 
 class Binding(Strict):
@@ -37,3 +41,33 @@ class TransactionLimits(Strict):
     max_documents: int = Field(default=200_000, ge=1, description="Documents per transaction.")
     max_bytes: int = Field(default=128 * 1024 * 1024, ge=1024, description="Bytes per transaction.")
 
+
+class NdjsonBlocks(Protocol):
+    """The root config's blocks the driver reads (the root model satisfies it)."""
+
+    @property
+    def bindings(self) -> list[Binding]: ...
+
+    @property
+    def transaction(self) -> TransactionLimits: ...
+
+    @property
+    def sync_schedule(self) -> SyncSchedule: ...
+
+
+class LoadedNdjson(Protocol):
+    """A loaded config as the driver sees it: its blocks, and where relative paths start.
+
+    A Protocol, so the driver never imports the root config (which imports this package).
+    """
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def base_dir(self) -> Path: ...
+
+    @property
+    def config(self) -> NdjsonBlocks: ...
+
+    def resolve(self, relative: str) -> Path: ...

@@ -17,9 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from afterload.core.checkpoint import FilePosition
 from afterload.errors import AfterloadError
 
 log = logging.getLogger("afterload.sources")
+
+Position = FilePosition
+"""How far a file has been read: bytes and complete lines consumed."""
 
 STDIN = "-"
 BLOCK = 1 << 20
@@ -29,14 +33,6 @@ MAX_LINE_BYTES = 256 << 20
 
 class SourceError(AfterloadError):
     """A source that cannot be read as recorded: truncated, replaced, unreadable."""
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """How far a file has been read: bytes and complete lines consumed."""
-
-    offset: int = 0
-    line: int = 0
 
 
 @dataclass(slots=True)

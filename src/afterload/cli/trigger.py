@@ -1,0 +1,52 @@
+"""``afterload trigger``: one fire now, honouring mode and cause; ``--wait`` for the run."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from afterload.cli.app import ConfigArg, app, err, fail, load, out, trigger_block, wait_seconds
+from afterload.cli.run import EXIT_CODES
+from afterload.errors import AfterloadError
+from afterload.triggers.dbt_cloud.action import DbtCloudAction
+
+
+@app.command()
+def trigger(
+    config: ConfigArg,
+    wait: Annotated[bool, typer.Option(help="Wait for the run to end.")] = False,
+    timeout: Annotated[str, typer.Option(help="How long --wait waits, e.g. 30m, 1h.")] = "1h",
+) -> None:
+    """Fire the dbt Cloud job once now, honouring mode and cause.
+
+    With --wait, exit 0 when the run succeeds, 1 on error, 2 when cancelled, 3 on timeout.
+    """
+    wait_for = wait_seconds(timeout)
+    settings = trigger_block(load(config))
+
+    async def go() -> int:
+        action = DbtCloudAction(settings)
+        try:
+            outcome = await action.fire()
+            if outcome.kind == "failed":
+                err.print(f"[red]✗[/red] {action.label}: {outcome.message}")
+                return EXIT_CODES["error"]
+            out.print(f"{action.label}: {outcome.message}")
+            if outcome.run_id is None:
+                return EXIT_CODES["success"]
+            out.print(f"run {outcome.run_id}: {outcome.url}", soft_wrap=True)
+            if not wait:
+                return EXIT_CODES["success"]
+            end = await action.wait(outcome, wait_for)
+            out.print(end.message)
+            return EXIT_CODES[end.result]
+        finally:
+            await action.aclose()
+
+    try:
+        code = asyncio.run(go())
+    except AfterloadError as exc:
+        fail(exc)
+    raise typer.Exit(code)

@@ -1,0 +1,62 @@
+"""The checkpoint: how far every source was read, committed with the rows it produced.
+
+The destination stores it in the same transaction as the rows (exactly once) and hands it
+back at open. Its NDJSON part is per binding, per file, a byte offset (and the line count
+reached, for messages); a rejects file's size is kept with it so rejected lines are kept
+exactly once too. Drivers that read no files keep their own position in ``driver``, which
+afterload never looks into (the Flow connector stores the runtime's checkpoint there).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+VERSION = 1
+
+
+class FilePosition(NamedTuple):
+    """How far one file was read: bytes and complete lines consumed (stored as a pair)."""
+
+    offset: int = 0
+    line: int = 0
+
+
+class BindingCheckpoint(BaseModel):
+    """One binding's committed position."""
+
+    model_config = ConfigDict(frozen=True)
+
+    files: dict[str, FilePosition] = Field(default_factory=dict)
+    rejects: int | None = None
+    """The rejects file's size after this commit; None when the binding keeps no rejects."""
+
+
+class Checkpoint(BaseModel):
+    """Everything a driver needs to resume exactly after the last commit."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int = VERSION
+    bindings: dict[str, BindingCheckpoint] = Field(default_factory=dict)
+    driver: JsonValue = None
+    """A driver's own opaque position (JSON); None for the NDJSON driver."""
+
+    def binding(self, name: str) -> BindingCheckpoint:
+        """The binding's committed position; empty if it never committed."""
+        return self.bindings.get(name) or BindingCheckpoint()
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_defaults=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes | None) -> Checkpoint:
+        """Read a stored checkpoint; the empty ``{}`` of a fresh checkpoint row is an empty one."""
+        if not text:
+            return cls()
+        return cls.model_validate_json(text)
+
+    @classmethod
+    def from_value(cls, value: Any) -> Checkpoint:
+        return cls.model_validate(value or {})

@@ -1,0 +1,1 @@
+"""The NDJSON driver: files matching globs (or stdin) read into transactions for the core."""

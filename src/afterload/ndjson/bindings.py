@@ -1,0 +1,112 @@
+"""The NDJSON driver's bindings at run time: each one's source, table shape, parser, rejects.
+
+Built once per run from the config, the destination's existing tables and the committed
+checkpoint, so each binding resumes its files and its rejects file where the last commit left
+them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from afterload.core.checkpoint import BindingCheckpoint, Checkpoint
+from afterload.destinations.base import Destination
+from afterload.documents import DocumentParser
+from afterload.errors import AfterloadError
+from afterload.ndjson.config import Binding, LoadedNdjson
+from afterload.ndjson.rejects import RejectsFile
+from afterload.ndjson.sources import Source
+from afterload.schema import (
+    LineProblem,
+    SchemaError,
+    TableShape,
+    load_json_schema,
+    shape_from_json_schema,
+)
+
+
+@dataclass
+class BindingState:
+    """One binding at run time: its source, its table shape, its rejects file."""
+
+    binding: Binding
+    source: Source
+    shape: TableShape
+    parser: DocumentParser
+    rejects: RejectsFile | None
+    rejects_size: int = 0
+    rejects_recorded: bool = False
+    """Whether the committed checkpoint already holds the rejects file's size."""
+
+    @property
+    def table(self) -> str:
+        return self.binding.table
+
+    def checkpoint(self) -> BindingCheckpoint:
+        """This binding's position now: every file's offset, the rejects file's size."""
+        return BindingCheckpoint(
+            files=self.source.positions(),
+            rejects=self.rejects_size if self.rejects is not None else None,
+        )
+
+
+def _shape(loaded: LoadedNdjson, binding: Binding, destination: Destination) -> TableShape:
+    table = binding.table
+    if binding.schema_ is not None:
+        schema = load_json_schema(table, loaded.resolve(binding.schema_))
+        shape = shape_from_json_schema(table, binding.key, schema, delta=binding.delta_updates)
+    else:
+        shape = TableShape(table, binding.key, delta=binding.delta_updates)
+    for name, ctype in (destination.columns(table) or {}).items():
+        if name not in shape.columns:
+            try:
+                shape.add(name, ctype)
+            except LineProblem as exc:
+                raise SchemaError(f"{table}: {exc.reason}") from None
+        elif shape.columns[name].type is not ctype and not shape.columns[name].declared:
+            shape.widen(name, ctype)
+    return shape
+
+
+def _binding(
+    loaded: LoadedNdjson, binding: Binding, destination: Destination, entry: BindingCheckpoint
+) -> BindingState:
+    shape = _shape(loaded, binding, destination)
+    source = Source(binding.source, loaded.base_dir, dict(entry.files))
+    rejects = None
+    size = 0
+    if binding.rejects is not None:
+        rejects = RejectsFile(loaded.resolve(binding.rejects), binding.rejects)
+        if entry.rejects is not None:
+            size = entry.rejects
+            rejects.recover(size)
+        else:
+            size = rejects.size()
+    parser = DocumentParser(
+        shape, binding.key, hard_delete=binding.hard_delete, forbid_nul=not destination.stores_nul
+    )
+    return BindingState(
+        binding, source, shape, parser, rejects, size, rejects_recorded=entry.rejects is not None
+    )
+
+
+def build_bindings(
+    loaded: LoadedNdjson, destination: Destination, checkpoint: Checkpoint
+) -> list[BindingState]:
+    """Every binding of the config, resumed from ``checkpoint``; one sentence if the config
+    cannot run (no bindings, two writing one table, two reading stdin)."""
+    config = loaded.config
+    if not config.bindings:
+        raise AfterloadError(f"{loaded.path}: bindings: the config has no bindings")
+    seen: set[str] = set()
+    stdin = 0
+    states = []
+    for binding in config.bindings:
+        if binding.table.lower() in seen:
+            raise AfterloadError(f"{loaded.path}: two bindings write table {binding.table!r}")
+        seen.add(binding.table.lower())
+        stdin += binding.source == "-"
+        states.append(_binding(loaded, binding, destination, checkpoint.binding(binding.table)))
+    if stdin > 1:
+        raise AfterloadError(f"{loaded.path}: only one binding can read standard input")
+    return states
