@@ -104,7 +104,7 @@ def run_afterload(config: Path) -> tuple[float, int]:
     """One ``run --once`` in a child process: seconds and peak RSS in KiB."""
     code = (
         "import sys; from afterload.config import load_config;"
-        "from afterload.runtime import run_materialization;"
+        "from afterload.cli.run import run_materialization;"
         f"sys.exit(run_materialization(load_config({str(config)!r}), once=True))"
     )
     start = time.perf_counter()

@@ -35,7 +35,7 @@ from bench_duckdb import DATA, standard_inputs  # noqa: E402
 from afterload.config import load_config  # noqa: E402
 from afterload.destinations.base import TableWrite  # noqa: E402
 from afterload.destinations.postgres import ConnectSettings, PostgresDestination  # noqa: E402
-from afterload.runtime import Materializer  # noqa: E402
+from afterload.ndjson.driver import NdjsonDriver  # noqa: E402
 
 COLUMNS = [
     ("id", "BIGINT NOT NULL"),
@@ -133,7 +133,7 @@ def run_afterload(config: Path, dsn: str, schema: str) -> tuple[float, float]:
     loaded = load_config(config)
     assert loaded.config.destination is not None and loaded.config.destination.postgres
     dest = TimedDestination(ConnectSettings.from_config(loaded.config.destination.postgres))
-    m = Materializer(loaded, dest)
+    m = NdjsonDriver.for_config(loaded, dest)
     try:
         m.open()
         m.run_once()

@@ -25,8 +25,11 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from afterload import open_destination
 from afterload.config import load_config
-from afterload.runtime import Materializer, TriggerThread, open_destination
+from afterload.ndjson.driver import NdjsonDriver
+from afterload.triggers.dbt_cloud.action import DbtCloudAction
+from afterload.triggers.runner import TriggerThread
 
 KEY = "bench-key"
 
@@ -117,9 +120,10 @@ def run_case(
     emulator.reset()
     loaded = load_config(write_config(work, url, mode))
     settings = loaded.config.dbt_job_trigger
-    trigger = TriggerThread(settings) if settings is not None else None
+    trigger = TriggerThread([DbtCloudAction(settings)]) if settings is not None else None
     destination = open_destination(loaded)
-    materializer = Materializer(loaded, destination, trigger=trigger)
+    listeners = [lambda c: trigger.notify_commit(c.documents)] if trigger is not None else []
+    materializer = NdjsonDriver.for_config(loaded, destination, listeners=listeners)
     materializer.open()
     if trigger is not None:
         trigger.start(initial_fire=False)

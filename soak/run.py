@@ -35,7 +35,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from afterload.dbt.emulator import DbtCloudEmulator, EmulatorServer, EmulatorSettings, Fault
+from afterload.triggers.dbt_cloud.emulator import (
+    DbtCloudEmulator,
+    EmulatorServer,
+    EmulatorSettings,
+    Fault,
+)
 
 INTERVAL = 5.0
 BINDINGS = {

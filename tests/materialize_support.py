@@ -118,7 +118,7 @@ def run_script(config: Path, *, once: bool) -> list[str]:
     code = (
         "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stderr);"
         "from afterload.config import load_config;"
-        "from afterload.runtime import run_materialization;"
+        "from afterload.cli.run import run_materialization;"
         f"sys.exit(run_materialization(load_config({str(config)!r}), once={once!r}))"
     )
     return [sys.executable, "-c", code]

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from afterload.cli import app
-from afterload.dbt.emulator import DbtCloudEmulator, EmulatorServer
+from afterload.triggers.dbt_cloud.emulator import DbtCloudEmulator, EmulatorServer
 
 from .conftest import ACCOUNT, API_KEY, JOB
 

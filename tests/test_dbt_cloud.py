@@ -9,9 +9,11 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from afterload.config import DbtJobTrigger
-from afterload.dbt.cloud import DbtCloudClient, DbtCloudError, RunStatus
-from afterload.dbt.emulator import DbtCloudEmulator, EmulatorServer, Fault
+from afterload.triggers.dbt_cloud.client import DbtCloudClient
+from afterload.triggers.dbt_cloud.config import DbtJobTrigger
+from afterload.triggers.dbt_cloud.emulator import DbtCloudEmulator, EmulatorServer, Fault
+from afterload.triggers.dbt_cloud.errors import DbtCloudError
+from afterload.triggers.dbt_cloud.models import RunStatus
 
 from .conftest import ACCOUNT, API_KEY, FAST_RETRY, JOB
 

@@ -11,7 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from afterload.dbt.emulator import DbtCloudEmulator, EmulatorServer, EmulatorSettings, Fault
+from afterload.triggers.dbt_cloud.emulator import (
+    DbtCloudEmulator,
+    EmulatorServer,
+    EmulatorSettings,
+    Fault,
+)
 
 KEY = "emulator-key"
 AUTH = {"Authorization": f"Token {KEY}"}

@@ -13,10 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from afterload.core.checkpoint import Checkpoint
+from afterload.core.transaction import BindingChanges
 from afterload.destinations.base import DestinationError, Recovered, TableWrite
 from afterload.documents import DocumentError, DocumentParser
+from afterload.ndjson.driver import NdjsonDriver
 from afterload.schema import LineProblem, TableShape, shape_from_json_schema
-from afterload.transaction import BindingChanges
 from tests.materialize_support import write_config, write_lines
 
 NAMES = ["id", "n", "s", "ts", "d", "x"]
@@ -215,13 +217,13 @@ class Recording:
         self.overlapped = False
 
     def open(self, materialization: str) -> Recovered:
-        return Recovered({}, 1, None, 0)
+        return Recovered(Checkpoint(), 1, None, 0)
 
     def columns(self, table: str) -> None:
         return None
 
     def commit(
-        self, writes: list[TableWrite], checkpoint: dict[str, Any], published_at: datetime
+        self, writes: list[TableWrite], checkpoint: Checkpoint, published_at: datetime
     ) -> None:
         if not self.busy.acquire(blocking=False):
             self.overlapped = True  # two commits at once: must never happen
@@ -235,7 +237,7 @@ class Recording:
                 {
                     "rows": sum(len(w.upserts) for w in writes),
                     "columns": [c.name for w in writes for c in w.shape.ordered()],
-                    "offset": checkpoint["bindings"]["orders"]["files"]["data/1.jsonl"][0],
+                    "offset": checkpoint.binding("orders").files["data/1.jsonl"].offset,
                 }
             )
         finally:
@@ -249,10 +251,8 @@ ORDERS = {"source": "data/*.jsonl", "table": "orders", "key": ["/id"]}
 
 
 def materializer(tmp_path: Path, destination: Recording, max_documents: int) -> Any:
-    from afterload.runtime import Materializer
-
     loaded = write_config(tmp_path, [ORDERS], transaction={"max_documents": max_documents})
-    m = Materializer(loaded, destination)
+    m = NdjsonDriver.for_config(loaded, destination)
     m.open()
     return m
 
@@ -273,7 +273,7 @@ def test_overlapped_commits_are_in_order_one_at_a_time_with_their_own_shape(
     assert offsets == sorted(offsets) and len(offsets) == 4
     # The first commits' shapes were taken before the "late" column was read.
     assert [c["columns"] for c in dest.commits] == [["id"], ["id"], ["id", "late"], ["id", "late"]]
-    assert m.stats.transactions == 4
+    assert m.core.transactions == 4
 
 
 def test_a_bad_line_waits_for_the_commit_in_flight_which_stands(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from afterload.runtime import run_materialization
+from afterload.cli.run import run_materialization
 from tests.materialize_support import rows, write_config
 
 ORDERS = {"source": "data/*.jsonl", "table": "orders", "key": ["/id"]}

@@ -26,7 +26,6 @@ import psycopg
 import pytest
 import yaml
 
-from afterload.config import PostgresDestination as PostgresConfig
 from afterload.config import load_config
 from afterload.destinations import postgres as pgmod
 from afterload.destinations.base import (
@@ -36,13 +35,14 @@ from afterload.destinations.base import (
     Recovered,
     TableWrite,
 )
+from afterload.destinations.config import PostgresConfig
 from afterload.destinations.postgres import (
     ConnectSettings,
     PostgresDestination,
     PostgresStatus,
     pg_identifier,
 )
-from afterload.runtime import Materializer
+from afterload.ndjson.driver import NdjsonDriver
 from afterload.schema import ColumnType, TableShape, shape_from_json_schema
 
 DSN = os.environ.get("AFTERLOAD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -812,7 +812,7 @@ def test_the_runtime_loads_and_resumes_through_postgres(tmp_path: Path, schema: 
         assert loaded.config.destination is not None
         assert loaded.config.destination.postgres is not None
         dest = PostgresDestination.from_config(loaded.config.destination.postgres)
-        m = Materializer(loaded, dest)
+        m = NdjsonDriver.for_config(loaded, dest)
         try:
             m.open()
             return m.run_once()

@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from afterload import open_destination
+from afterload.cli.run import run_materialization
 from afterload.config import LoadedConfig
-from afterload.progress import Progress
-from afterload.runtime import Materializer, Stopper, open_destination, run_materialization
+from afterload.core.stopper import Stopper
+from afterload.ndjson.driver import NdjsonDriver
+from afterload.ndjson.progress import Progress
 from tests.materialize_support import Warehouse, rows, run_script, write_config, write_lines
 
 ORDERS = {"source": "data/*.jsonl", "table": "orders", "key": ["/id"]}
@@ -206,7 +209,7 @@ def test_sync_schedule_backfills_fast_then_waits_for_the_frequency(tmp_path: Pat
             stopper.request("test")
 
     dest = open_destination(loaded)
-    m = Materializer(loaded, dest, clock=clock, stopper=stopper, sleep=sleep)
+    m = NdjsonDriver.for_config(loaded, dest, clock=clock, stopper=stopper, sleep=sleep)
     real_commit = dest.commit
 
     def spy(writes, checkpoint, published_at):  # type: ignore[no-untyped-def]
@@ -263,7 +266,7 @@ def test_sigterm_commits_what_was_read_and_a_second_process_is_refused(
 
 
 def test_status_shows_offsets_sizes_rows_and_last_commit(tmp_path: Path) -> None:
-    from afterload.status import materialization_status
+    from afterload.cli.status import materialization_status
 
     loaded = write_config(tmp_path, [ORDERS])
     console = Console(file=io.StringIO(), record=True, width=200)

@@ -9,8 +9,9 @@ from typing import Any
 
 from rich.console import Console
 
-from afterload.dbt.emulator import DbtCloudEmulator, EmulatorServer
-from afterload.runtime import Stopper, run_materialization
+from afterload.cli.run import run_materialization
+from afterload.core.stopper import Stopper
+from afterload.triggers.dbt_cloud.emulator import DbtCloudEmulator, EmulatorServer
 from tests.conftest import ACCOUNT, API_KEY, JOB
 from tests.materialize_support import Warehouse, write_config, write_lines
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from afterload import sources
-from afterload.sources import LineTooLong, Position, Source, SourceError
+from afterload.ndjson import sources
+from afterload.ndjson.sources import LineTooLong, Position, Source, SourceError
 
 
 def drain(

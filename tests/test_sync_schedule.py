@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from afterload.config import SyncSchedule
-from afterload.sync_schedule import SyncPolicy, parse_days
+from afterload.ndjson.sync_schedule import SyncPolicy, SyncSchedule, parse_days
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SEED = "acme/prod/duckdb"

@@ -8,17 +8,19 @@ from collections.abc import Callable
 import pytest
 
 from afterload.clock import FakeClock
-from afterload.config import DbtJobTrigger
-from afterload.dbt.cloud import DbtCloudClient, RunStatus
-from afterload.dbt.emulator import DbtCloudEmulator, Fault
-from afterload.trigger import JobTrigger, fire_once
+from afterload.triggers.dbt_cloud.action import DbtCloudAction, fire_once
+from afterload.triggers.dbt_cloud.client import DbtCloudClient
+from afterload.triggers.dbt_cloud.config import DbtJobTrigger
+from afterload.triggers.dbt_cloud.emulator import DbtCloudEmulator, Fault
+from afterload.triggers.dbt_cloud.models import RunStatus
+from afterload.triggers.runner import JobTrigger
 
 from .conftest import API_KEY, FAST_RETRY, until
 
 
 def trigger_for(settings: DbtJobTrigger, clock: FakeClock | None = None, **kw: float) -> JobTrigger:
-    client = DbtCloudClient(settings, retry=FAST_RETRY, clock=clock)
-    return JobTrigger(settings, client=client, clock=clock, **kw)
+    client = DbtCloudClient(settings.target(), retry=FAST_RETRY, clock=clock)
+    return JobTrigger(DbtCloudAction(settings, client=client), clock=clock, **kw)
 
 
 def triggered(emulator: DbtCloudEmulator) -> list[dict[str, object]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from afterload.trigger import TriggerCore
+from afterload.triggers.schedule import TriggerCore
 
 
 @dataclass

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
+from afterload.core.transaction import BindingChanges
 from afterload.errors import AfterloadError
 from afterload.schema import INT64_MAX, INT64_MIN, LineProblem, TableShape
-from afterload.transaction import BindingChanges
 
 Key = Any
 """A key value (scalar) or a tuple of them for composite keys."""

@@ -1,1 +1,2 @@
-"""Where materialized tables live: a small interface and its DuckDB (and later PostgreSQL) forms."""
+"""Destinations: DuckDB (embedded) and PostgreSQL, behind one interface (:mod:`.base`), chosen
+from config in one place (:mod:`.factory`)."""

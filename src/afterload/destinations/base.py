@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
+from afterload.core.checkpoint import Checkpoint
 from afterload.errors import AfterloadError
 from afterload.schema import ColumnType, TableShape
 
@@ -44,17 +45,13 @@ class TableWrite:
 
 @dataclass(slots=True)
 class Recovered:
-    """What :meth:`Destination.open` found: the last committed checkpoint and our fence."""
+    """The committed state: what :meth:`Destination.open` found (with the fence it raised),
+    or what :meth:`StatusReader.read_checkpoint` read without raising it."""
 
-    checkpoint: dict[str, Any]
+    checkpoint: Checkpoint
     fence: int
     committed_at: datetime | None
     transactions: int
-
-
-#: The committed state as ``afterload status`` reads it: the same fields, read without
-#: raising the fence.
-CheckpointInfo = Recovered
 
 
 class Destination(Protocol):
@@ -73,7 +70,7 @@ class Destination(Protocol):
         ...
 
     def commit(
-        self, writes: list[TableWrite], checkpoint: dict[str, Any], published_at: datetime
+        self, writes: list[TableWrite], checkpoint: Checkpoint, published_at: datetime
     ) -> None:
         """Write the rows and the checkpoint atomically; FencedError if fenced off."""
         ...
@@ -82,7 +79,11 @@ class Destination(Protocol):
 
 
 class StatusReader(Protocol):
-    def read_checkpoint(self, materialization: str) -> CheckpointInfo | None: ...
+    """Read-only access to the committed state, for ``afterload status`` and ``check``."""
+
+    name: str
+
+    def read_checkpoint(self, materialization: str) -> Recovered | None: ...
 
     def row_count(self, table: str) -> int | None: ...
 

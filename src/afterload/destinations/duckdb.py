@@ -22,8 +22,8 @@ from typing import Any
 import duckdb
 import orjson
 
+from afterload.core.checkpoint import Checkpoint
 from afterload.destinations.base import (
-    CheckpointInfo,
     DestinationError,
     FencedError,
     LockedError,
@@ -139,7 +139,7 @@ class DuckDBDestination:
         self._fence = int(row[0])
         self._stage_dir = Path(tempfile.mkdtemp(prefix="afterload-stage-"))
         return Recovered(
-            checkpoint=orjson.loads(row[1]),
+            checkpoint=Checkpoint.from_json(row[1]),
             fence=self._fence,
             committed_at=_from_epoch_us(row[2]),
             transactions=int(row[3]),
@@ -278,7 +278,7 @@ class DuckDBDestination:
         return hit.fetchone() is not None
 
     def commit(
-        self, writes: list[TableWrite], checkpoint: dict[str, Any], published_at: datetime
+        self, writes: list[TableWrite], checkpoint: Checkpoint, published_at: datetime
     ) -> None:
         con = self.con
         stamp = published_at.astimezone(UTC).isoformat()
@@ -290,7 +290,7 @@ class DuckDBDestination:
                 f"UPDATE {self._q(CHECKPOINTS)} SET checkpoint = ?, "
                 "committed_at = ?::TIMESTAMPTZ, transactions = transactions + 1 "
                 "WHERE materialization = ? AND fence = ? RETURNING fence",
-                [orjson.dumps(checkpoint).decode(), stamp, self._materialization, self._fence],
+                [checkpoint.to_json(), stamp, self._materialization, self._fence],
             ).fetchall()
             if len(row) != 1:
                 raise FencedError(self._fenced_message())
@@ -327,9 +327,10 @@ class DuckDBStatus:
     def __init__(self, path: Path, schema: str) -> None:
         self.path = path
         self.schema = schema
+        self.name = str(path)
         self.con = connect(path, read_only=True)
 
-    def read_checkpoint(self, materialization: str) -> CheckpointInfo | None:
+    def read_checkpoint(self, materialization: str) -> Recovered | None:
         try:
             row = self.con.execute(
                 f"SELECT fence, checkpoint, epoch_us(committed_at), transactions "
@@ -340,8 +341,8 @@ class DuckDBStatus:
             return None
         if row is None:
             return None
-        return CheckpointInfo(
-            checkpoint=orjson.loads(row[1]),
+        return Recovered(
+            checkpoint=Checkpoint.from_json(row[1]),
             fence=int(row[0]),
             committed_at=_from_epoch_us(row[2]),
             transactions=int(row[3]),

@@ -42,8 +42,8 @@ from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from afterload.core.checkpoint import Checkpoint
 from afterload.destinations.base import (
-    CheckpointInfo,
     DestinationError,
     FencedError,
     LockedError,
@@ -53,7 +53,7 @@ from afterload.destinations.base import (
 from afterload.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, ColumnType, TableShape
 
 if TYPE_CHECKING:
-    from afterload.config import PostgresDestination as PostgresConfig
+    from afterload.destinations.config import PostgresConfig
 
 log = logging.getLogger("afterload.postgres")
 
@@ -669,7 +669,7 @@ class PostgresDestination:
         self._fence = int(row[0])
         self._transactions = int(row[3])
         return Recovered(
-            checkpoint=orjson.loads(row[1]),
+            checkpoint=Checkpoint.from_json(row[1]),
             fence=self._fence,
             committed_at=row[2],
             transactions=self._transactions,
@@ -760,7 +760,7 @@ class PostgresDestination:
         cur.connection.commit()
         return None if row is None else (int(row[0]), row[1], row[2])
 
-    def _attach(self, pending: dict[str, Any] | None) -> bool:
+    def _attach(self, pending: Checkpoint | None) -> bool:
         """Make sure we are connected and still own the materialization.
 
         After a lost connection: reconnect, take the lock again, and check the fence. True if
@@ -796,7 +796,8 @@ class PostgresDestination:
         if (
             pending is not None
             and transactions == self._transactions + 1
-            and orjson.loads(row[1]) == pending
+            # A JSONB round trip may change the text but not the value: compare values.
+            and Checkpoint.from_json(row[1]) == pending
         ):
             log.info("%s: reconnected; the interrupted commit had been committed", self.name)
             return True
@@ -960,15 +961,13 @@ class PostgresDestination:
     # -- commits -----------------------------------------------------------------------------
 
     def commit(
-        self, writes: list[TableWrite], checkpoint: dict[str, Any], published_at: datetime
+        self, writes: list[TableWrite], checkpoint: Checkpoint, published_at: datetime
     ) -> None:
         stamp = published_at.astimezone(UTC).isoformat()
-        text = orjson.dumps(checkpoint).decode()
-        # A JSONB round trip may change the text but not the value: compare values.
-        pending = orjson.loads(text)
+        text = checkpoint.to_json()
 
         def attempt() -> None:
-            if self._attach(pending):
+            if self._attach(checkpoint):
                 return
             self._commit_once(writes, text, stamp)
 
@@ -1179,7 +1178,7 @@ class PostgresStatus:
         row = self.conn.execute("SELECT to_regclass(%s)", [self._q(table)]).fetchone()
         return row is not None and row[0] is not None
 
-    def read_checkpoint(self, materialization: str) -> CheckpointInfo | None:
+    def read_checkpoint(self, materialization: str) -> Recovered | None:
         try:
             if not self._exists(CHECKPOINTS):
                 return None
@@ -1194,8 +1193,8 @@ class PostgresStatus:
             ) from None
         if row is None:
             return None
-        return CheckpointInfo(
-            checkpoint=orjson.loads(row[1]),
+        return Recovered(
+            checkpoint=Checkpoint.from_json(row[1]),
             fence=int(row[0]),
             committed_at=row[2],
             transactions=int(row[3]),

@@ -65,6 +65,9 @@ class LoadedNdjson(Protocol):
     def path(self) -> Path: ...
 
     @property
+    def name(self) -> str: ...
+
+    @property
     def base_dir(self) -> Path: ...
 
     @property

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from afterload.clock import Clock
 from afterload.core.checkpoint import Checkpoint
-from afterload.core.materializer import Materializer
+from afterload.core.materializer import CommitListener, Materializer
 from afterload.core.stopper import Stopper
 from afterload.core.transaction import BindingChanges, Transaction
+from afterload.destinations.base import Destination
 from afterload.documents import DocumentError
 from afterload.ndjson.bindings import BindingState, build_bindings
 from afterload.ndjson.config import LoadedNdjson
@@ -57,6 +59,22 @@ class NdjsonDriver:
         self.previous_full = False
         self._next_refresh = 0.0
         core.listeners.append(lambda commit: self.progress.committed(commit.number))
+
+    @classmethod
+    def for_config(
+        cls,
+        loaded: LoadedNdjson,
+        destination: Destination,
+        *,
+        clock: Clock | None = None,
+        listeners: Sequence[CommitListener] = (),
+        stopper: Stopper | None = None,
+        sleep: Callable[[float], None] | None = None,
+        progress: Progress | None = None,
+    ) -> NdjsonDriver:
+        """A driver with its own core, for the config's materialization name."""
+        core = Materializer(destination, loaded.name, clock=clock, listeners=listeners)
+        return cls(loaded, core, stopper=stopper, sleep=sleep, progress=progress)
 
     # -- open --------------------------------------------------------------------------------
 

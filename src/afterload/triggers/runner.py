@@ -186,8 +186,10 @@ class TriggerThread:
     def start(self, *, initial_fire: bool) -> None:
         """Start every trigger's background task (the follow loop)."""
 
+        triggers = self._ensure_triggers()
+
         async def start_all() -> None:
-            for trigger in self._ensure_triggers():
+            for trigger in triggers:
                 await trigger.start(initial_fire=initial_fire)
 
         self.call(start_all())
@@ -210,8 +212,10 @@ class TriggerThread:
     def fire_now(self) -> list[FireOutcome]:
         """One fire of each action now (``run --once`` after it committed data)."""
 
+        triggers = self._ensure_triggers()
+
         async def fire_all() -> list[FireOutcome]:
-            return [await t.fire_now() for t in self._ensure_triggers()]
+            return [await t.fire_now() for t in triggers]
 
         return self.call(fire_all())
 

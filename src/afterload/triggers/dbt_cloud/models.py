@@ -55,7 +55,9 @@ class Run(BaseModel):
         """Read a run object leniently; ValueError only when it has no integer id."""
         if not isinstance(data, dict) or not isinstance(data.get("id"), int):
             raise ValueError("not a run object")
-        trigger = data.get("trigger") if isinstance(data.get("trigger"), dict) else {}
+        trigger = data.get("trigger")
+        if not isinstance(trigger, dict):
+            trigger = {}
         status = data.get("status")
         job = data.get("job_definition_id") or data.get("job_id")
         project = data.get("project_id")
