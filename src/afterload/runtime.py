@@ -35,6 +35,7 @@ from afterload.errors import AfterloadError
 from afterload.progress import Progress
 from afterload.rejects import RejectsFile, reject_entry
 from afterload.schema import (
+    ColumnType,
     LineProblem,
     SchemaError,
     TableShape,
@@ -127,9 +128,17 @@ def build_bindings(
         stdin += binding.source == "-"
         if binding.schema_ is not None:
             schema = load_json_schema(table, loaded.resolve(binding.schema_))
-            shape = shape_from_json_schema(table, binding.key, schema, delta=binding.delta_updates)
+            shape = shape_from_json_schema(
+                table,
+                binding.key,
+                schema,
+                delta=binding.delta_updates,
+                wide_ints=destination.wide_ints,
+            )
         else:
-            shape = TableShape(table, binding.key, delta=binding.delta_updates)
+            shape = TableShape(
+                table, binding.key, delta=binding.delta_updates, wide_ints=destination.wide_ints
+            )
         existing = destination.columns(table)
         for name, ctype in (existing or {}).items():
             if name not in shape.columns:
@@ -137,8 +146,10 @@ def build_bindings(
                     shape.add(name, ctype)
                 except LineProblem as exc:
                     raise SchemaError(f"{table}: {exc.reason}") from None
-            elif shape.columns[name].type is not ctype and not shape.columns[name].declared:
-                shape.widen(name, ctype)
+            elif shape.columns[name].type is not ctype and (
+                not shape.columns[name].declared or ctype is ColumnType.HUGEINT
+            ):
+                shape.widen(name, ctype)  # a declared integer may be held wider, never narrower
         entry = _binding_checkpoint(checkpoint, table)
         source = Source(binding.source, loaded.base_dir, _positions(entry))
         rejects = None
