@@ -191,12 +191,18 @@ def test_the_scan_takes_plain_lines_without_the_per_line_path() -> None:
     exact = parser.parse
     parser.parse = lambda raw: calls.append(raw) or exact(raw)  # type: ignore[method-assign]
     lines = [b'{"id":%d,"n":%d}' % (i % 700, i) for i in range(1000)]
-    lines[500] = b'{"id":1,"n":9223372036854775808}'
+    lines[500] = b'{"id":1,"n":%d}' % 2**130
     problems: list[tuple[int, str]] = []
     changes = BindingChanges(delta=False, hard_delete=False)
     parser.take(lines, changes, lambda i, reason, raw: problems.append((i, reason)))
     assert calls == [lines[0], lines[500]]  # an unknown signature, then a value out of range
-    assert problems == [(500, "/n 9223372036854775808 is out of range for BIGINT")]
+    assert problems == [
+        (
+            500,
+            f"/n {2**130} is past the range of every integer column the destination has "
+            "(HUGEINT holds -2^127 to 2^127-1)",
+        )
+    ]
     assert changes.documents == 999 and len(changes.rows) == 699  # id 500 only on line 500
     assert changes.rows[0] == b'{"id":0,"n":700}'
 
@@ -209,6 +215,7 @@ class Recording:
 
     name = "recording"
     stores_nul = True
+    wide_ints: int | None = 128
 
     def __init__(self, delay: float = 0.05, fail_at: int | None = None) -> None:
         self.delay, self.fail_at = delay, fail_at

@@ -255,20 +255,28 @@ def test_types_checkpoint_round_trip_comments_and_status(schema: str) -> None:
 
 
 def test_integers_past_64_bits_widen_the_column_to_numeric(schema: str) -> None:
-    # The runtime's shape refuses such integers today; the destination holds them when given.
     dest = destination(schema)
     dest.open("shop")
-    shape = observed(TableShape("t", ["/id"], delta=False), {"id": 1, "n": 1})
+    shape = TableShape("t", ["/id"], delta=False, wide_ints=None)
+    observed(shape, {"id": 1, "n": 1})
     dest.commit([write(shape, [{"id": 1, "n": 1}])], {"v": 1}, NOW)
     big = 2**63 + 5
-    dest.commit([write(shape, [b'{"id":2,"n":%d}' % big, b'{"id":3,"n":-7}'])], {"v": 2}, NOW)
+    observed(shape, {"id": 2, "n": big}, {"id": 2**80, "n": 1})  # the key column widens too
+    assert shape.columns["n"].type is ColumnType.HUGEINT
+    lines = [b'{"id":2,"n":%d}' % big, b'{"id":3,"n":-7}', b'{"id":%d,"n":1}' % 2**80]
+    dest.commit([write(shape, lines)], {"v": 2}, NOW)
     assert column_types(schema, "t")["n"] == "numeric"
-    assert table_rows(schema, "t", "id, n") == [(1, 1), (2, Decimal(big)), (3, -7)]
-    assert dest.columns("t") == {"id": ColumnType.BIGINT, "n": ColumnType.BIGINT}
-    # Upserts into the widened column keep working.
-    # (orjson reads integers up to 2**64 - 1 exactly; larger ones arrive as floats.)
-    dest.commit([write(shape, [b'{"id":1,"n":%d}' % (2**64 - 1)])], {"v": 3}, NOW)
-    assert table_rows(schema, "t", "n", "id")[0] == (Decimal(2**64 - 1),)
+    assert column_types(schema, "t")["id"] == "numeric"
+    assert table_rows(schema, "t", "id, n") == [
+        (1, 1),
+        (2, Decimal(big)),
+        (3, -7),
+        (Decimal(2**80), 1),
+    ]
+    assert dest.columns("t") == {"id": ColumnType.HUGEINT, "n": ColumnType.HUGEINT}
+    # Upserts into the widened columns keep working, past what orjson reads exactly too.
+    dest.commit([write(shape, [b'{"id":1,"n":%d}' % (2**100 + 1)])], {"v": 3}, NOW)
+    assert table_rows(schema, "t", "n", "id")[0] == (Decimal(2**100 + 1),)
     dest.close()
 
 

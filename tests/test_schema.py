@@ -80,12 +80,14 @@ def test_inference_adds_columns_and_widens_integers() -> None:
         ({"id": 1, "n": True}, "/n is a boolean but its column is BIGINT"),
         ({"id": 1, "S": "x"}, "would be the same column"),
         ({"id": 1, "flow_document": 1}, "collides with afterload's column"),
-        ({"id": 2**63}, "out of range for BIGINT"),
+        ({"id": 2**127}, "past the range of every integer column"),
+        ({"id": 1, "h": 1.5}, "/h is a number but its column is HUGEINT"),
+        ({"id": 1, "d": 2**53 + 1}, "/d 9007199254740993 cannot be held exactly by its column"),
     ],
 )
 def test_conflicts_are_errors(doc: dict[str, Any], message: str) -> None:
     shape = TableShape("orders", ["/id"], delta=False)
-    shape.observe({"id": 1, "s": "x", "n": 1, "b": True})
+    shape.observe({"id": 1, "s": "x", "n": 1, "b": True, "h": 2**64, "d": 0.5})
     with pytest.raises(LineProblem, match=message):
         shape.observe(doc)
 

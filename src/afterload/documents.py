@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from afterload import exactjson
 from afterload.core.transaction import BindingChanges
 from afterload.errors import AfterloadError
 from afterload.schema import INT64_MAX, INT64_MIN, LineProblem, TableShape
@@ -19,7 +20,8 @@ from afterload.schema import INT64_MAX, INT64_MIN, LineProblem, TableShape
 Key = Any
 """A key value (scalar) or a tuple of them for composite keys."""
 
-_SCALARS = (str, int, float, bool)
+_KEY_TYPES = (str, int, bool)
+"""A float is no key: ``10`` and ``10.0`` would name one row, and big ones round."""
 
 
 class DocumentError(AfterloadError):
@@ -62,9 +64,11 @@ class DocumentParser:
     def parse(self, raw: bytes) -> tuple[Key, bool]:
         """Return (key, is_delete, document); raise LineProblem on anything wrong."""
         try:
-            doc = orjson.loads(raw)
+            doc = exactjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise LineProblem(_describe_json_error(exc, raw)) from None
+        except exactjson.NumberTooLong as exc:
+            raise LineProblem(str(exc)) from None
         if type(doc) is not dict:
             raise LineProblem(f"is {_kind(doc)}, not a JSON object")
         key = self.key_of(doc)
@@ -133,10 +137,13 @@ class DocumentParser:
         i = start
         nbytes = 0
         nul = self.forbid_nul
+        may_round = exactjson.may_round
         while i < n:
             raw = lines[i]
             if nul and b"\\u0000" in raw:
                 break
+            if may_round(raw):
+                break  # orjson may have read a big integer as a float: the exact path reads it
             try:
                 doc = loads(raw)
             except decode_error:
@@ -175,7 +182,7 @@ class DocumentParser:
         single = self._single
         if single is not None:
             value = doc.get(single)
-            if value is None or not isinstance(value, _SCALARS):
+            if value is None or not isinstance(value, _KEY_TYPES):
                 self._bad_key(0, value, single in doc)
             return value
         if not self.key_names:
@@ -183,7 +190,7 @@ class DocumentParser:
         values = []
         for i, name in enumerate(self.key_names):
             value = doc.get(name)
-            if value is None or not isinstance(value, _SCALARS):
+            if value is None or not isinstance(value, _KEY_TYPES):
                 self._bad_key(i, value, name in doc)
             values.append(value)
         return tuple(values)
@@ -192,7 +199,14 @@ class DocumentParser:
         pointer = self.key_pointers[index]
         if value is None:
             raise LineProblem(f"key {pointer} is null" if present else f"key {pointer} is missing")
-        raise LineProblem(f"key {pointer} is {_kind(value)}; a key must be a string or a number")
+        if isinstance(value, float):
+            raise LineProblem(
+                f"key {pointer} must be an integer, string or boolean, not a number with a "
+                f"fraction or exponent ({value!r})"
+            )
+        raise LineProblem(
+            f"key {pointer} is {_kind(value)}; a key must be an integer, string or boolean"
+        )
 
 
 def _in_int64(doc: dict[str, Any], names: tuple[str, ...]) -> bool:

@@ -24,10 +24,15 @@ PUBLISHED_COLUMN = "flow_published_at"
 RESERVED = frozenset({DOCUMENT_COLUMN, PUBLISHED_COLUMN})
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT128_MIN, INT128_MAX = -(2**127), 2**127 - 1
+EXACT_DOUBLE = 2**53
+"""Every integer up to this magnitude is a DOUBLE exactly; past it, only some are."""
 
 
 class ColumnType(StrEnum):
     BIGINT = "BIGINT"
+    HUGEINT = "HUGEINT"
+    """Integers past 64 bits, held exactly: DuckDB's HUGEINT, PostgreSQL's NUMERIC."""
     DOUBLE = "DOUBLE"
     BOOLEAN = "BOOLEAN"
     VARCHAR = "VARCHAR"
@@ -76,6 +81,7 @@ _JSON_NAMES = {
 # Which Python value types a column accepts without looking at the value.
 _ACCEPTS: dict[ColumnType, frozenset[type]] = {
     ColumnType.BIGINT: frozenset({int}),
+    ColumnType.HUGEINT: frozenset({int}),
     ColumnType.DOUBLE: frozenset({int, float}),
     ColumnType.BOOLEAN: frozenset({bool}),
     ColumnType.VARCHAR: frozenset({str}),
@@ -113,12 +119,43 @@ def _check_int64(value: Any) -> None:
         raise LineProblem(f"{value} is out of range for BIGINT")
 
 
+def _show(value: int) -> str:
+    """An integer for a message: whole, or its ends and length when it is very long."""
+    text = str(value)
+    digits = text.lstrip("-")
+    if len(digits) <= 48:
+        return text
+    return f"{text[: len(text) - len(digits) + 4]}…{digits[-4:]} ({len(digits)} digits)"
+
+
+def _check_int128(value: Any) -> None:
+    if not INT128_MIN <= value <= INT128_MAX:
+        raise LineProblem(
+            f"{_show(value)} is past the range of every integer column the destination has "
+            "(HUGEINT holds -2^127 to 2^127-1)"
+        )
+
+
+def _check_unbounded(value: Any) -> None:
+    """PostgreSQL's NUMERIC holds any integer the reader accepts."""
+
+
+def _check_exact_double(value: Any) -> None:
+    if type(value) is int and abs(value) > EXACT_DOUBLE and float(value) != value:
+        raise LineProblem(f"{value} cannot be held exactly by its column DOUBLE")
+
+
 class TableShape:
     """The columns of one table, grown and widened as documents are observed."""
 
-    def __init__(self, binding: str, key: list[str], *, delta: bool) -> None:
+    def __init__(
+        self, binding: str, key: list[str], *, delta: bool, wide_ints: int | None = 128
+    ) -> None:
         self.binding = binding
         self.delta = delta
+        self.wide_ints = wide_ints
+        """Bits of the destination's widest integer column (DuckDB 128; None: unbounded)."""
+        self._check_wide = _check_int128 if wide_ints == 128 else _check_unbounded
         self.columns: dict[str, Column] = {}
         self._lower: dict[str, str] = {}
         self._ok: dict[Signature, tuple[tuple[str, ValueCheck], ...]] = {}
@@ -160,6 +197,7 @@ class TableShape:
         """A copy that later observations cannot change, for a commit running in another thread."""
         copy = TableShape.__new__(TableShape)
         copy.binding, copy.delta, copy.key = self.binding, self.delta, list(self.key)
+        copy.wide_ints, copy._check_wide = self.wide_ints, self._check_wide
         copy.columns = {n: replace(c) for n, c in self.columns.items()}
         copy._lower = dict(self._lower)
         copy._ok, copy.plans = {}, {}
@@ -178,8 +216,11 @@ class TableShape:
         sig = (tuple(doc), tuple(map(type, doc.values())))
         checks = self._ok.get(sig)
         if checks is not None:
-            self._check_values(doc, checks)
-            return
+            try:
+                self._check_values(doc, checks)
+                return
+            except LineProblem:
+                pass  # the slow path decides: widen the column, or word the problem
         # A rejected document must leave no trace: its new properties must not become columns.
         version = self.version
         saved = ({n: replace(c) for n, c in self.columns.items()}, dict(self._lower))
@@ -219,6 +260,7 @@ class TableShape:
                 return None
             ints = tuple(name for name, check in checks if check is _check_int64)
             others = tuple((name, check) for name, check in checks if check is not _check_int64)
+            # A HUGEINT check cannot be a plan's: the scan sees floats where orjson rounded.
             plan = self.plans[sig] = (ints, others)
         return plan
 
@@ -233,14 +275,18 @@ class TableShape:
                 if name in RESERVED:
                     raise LineProblem(f"property {name!r} collides with afterload's column")
                 inferred = _PY_TYPE.get(vtype, ColumnType.JSON)
-                self.add(name, inferred)
-                col = self.columns[name]
+                check: ValueCheck | None = None
                 if inferred is ColumnType.BIGINT:
-                    try:
-                        _check_int64(value)
-                    except LineProblem as exc:
-                        raise LineProblem(f"/{_escape(name)} {exc.reason}") from None
-                    checks.append((name, _check_int64))
+                    check = _check_int64
+                    if not INT64_MIN <= value <= INT64_MAX:
+                        inferred, check = ColumnType.HUGEINT, self._check_wide
+                        try:
+                            check(value)
+                        except LineProblem as exc:
+                            raise LineProblem(f"/{_escape(name)} {exc.reason}") from None
+                self.add(name, inferred)
+                if check is not None:
+                    checks.append((name, check))
                 continue
             try:
                 check = self._accept(col, value)
@@ -264,8 +310,18 @@ class TableShape:
             return _check_date
         if vtype in _ACCEPTS[ctype]:
             if ctype is ColumnType.BIGINT:
-                _check_int64(value)
-                return _check_int64
+                if INT64_MIN <= value <= INT64_MAX:
+                    return _check_int64
+                # Widening to a wider integer keeps every value, declared or inferred.
+                self._check_wide(value)
+                self.widen(col.name, ColumnType.HUGEINT)
+                return self._check_wide
+            if ctype is ColumnType.HUGEINT:
+                self._check_wide(value)
+                return self._check_wide
+            if ctype is ColumnType.DOUBLE and vtype is int:
+                _check_exact_double(value)
+                return _check_exact_double
             return None
         if ctype is ColumnType.BIGINT and vtype is float:
             if not col.declared:
@@ -282,6 +338,11 @@ class TableShape:
 def _check_integral(value: Any) -> None:
     if type(value) is float and not value.is_integer():
         raise LineProblem(f"{value!r} is not an integer but its column is BIGINT")
+    if type(value) is float and abs(value) > EXACT_DOUBLE:
+        raise LineProblem(
+            f"{value!r} is written with a fraction or exponent and is too large to be read "
+            "as an exact integer; write it as an integer"
+        )
 
 
 def _escape(name: str) -> str:
@@ -326,9 +387,14 @@ def column_type_for(spec: Mapping[str, Any]) -> ColumnType:
 
 
 def shape_from_json_schema(
-    binding: str, key: list[str], schema: Mapping[str, Any], *, delta: bool
+    binding: str,
+    key: list[str],
+    schema: Mapping[str, Any],
+    *,
+    delta: bool,
+    wide_ints: int | None = 128,
 ) -> TableShape:
-    shape = TableShape(binding, key, delta=delta)
+    shape = TableShape(binding, key, delta=delta, wide_ints=wide_ints)
     props = schema.get("properties")
     if not isinstance(props, Mapping):
         raise SchemaError(f"{binding}: the JSON Schema has no top-level properties")

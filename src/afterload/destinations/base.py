@@ -60,6 +60,9 @@ class Destination(Protocol):
     stores_nul: bool
     """Whether strings may hold U+0000; if not, such lines are bad lines (rejects), found
     while reading rather than at commit."""
+    wide_ints: int | None
+    """Bits of the widest integer column (DuckDB's HUGEINT: 128); None for no limit
+    (PostgreSQL's NUMERIC). An integer past it is a bad line, never a rounded number."""
 
     def open(self, materialization: str) -> Recovered:
         """Connect, raise the fence, and return the checkpoint to resume from."""

@@ -38,6 +38,7 @@ CHECKPOINTS = "_afterload_checkpoints"
 
 _DUCKDB_TYPES: dict[str, ColumnType] = {
     "BIGINT": ColumnType.BIGINT,
+    "HUGEINT": ColumnType.HUGEINT,
     "DOUBLE": ColumnType.DOUBLE,
     "BOOLEAN": ColumnType.BOOLEAN,
     "VARCHAR": ColumnType.VARCHAR,
@@ -77,6 +78,7 @@ class DuckDBDestination:
     """Implements :class:`afterload.destinations.base.Destination` on a DuckDB file."""
 
     stores_nul = True
+    wide_ints: int | None = 128
 
     def __init__(
         self, path: Path, schema: str = "main", *, memory_limit: str | None = None
@@ -202,15 +204,49 @@ class DuckDBDestination:
                     f"ALTER TABLE {self._q(table)} ADD COLUMN {quote(col.name)} {col.type.value}"
                 )
                 log.info("%s: added column %s %s", table, col.name, col.type.value)
-            elif have is not col.type and col.type is ColumnType.DOUBLE:
-                con.execute(
-                    f"ALTER TABLE {self._q(table)} ALTER COLUMN {quote(col.name)} TYPE DOUBLE"
-                )
-                log.info("%s: widened column %s to DOUBLE", table, col.name)
+            elif have is not col.type and col.type in (ColumnType.DOUBLE, ColumnType.HUGEINT):
+                self._widen(table, shape, col.name, col.type, existing)
+                log.info("%s: widened column %s to %s", table, col.name, col.type.value)
         self._tables[table] = {c.name: c.type for c in shape.columns.values()} | {
             k: v for k, v in existing.items() if k not in shape.columns
         }
         return False
+
+    def _widen(
+        self,
+        table: str,
+        shape: TableShape,
+        name: str,
+        type_: ColumnType,
+        existing: dict[str, ColumnType],
+    ) -> None:
+        """Change a column's type; a key column is rebuilt with its table.
+
+        DuckDB cannot alter a column that is part of a primary key, so a key that grows past
+        64 bits gets a new table (same columns, the key column HUGEINT) filled from the old
+        one, in the commit's own transaction: nothing is lost if the commit fails.
+        """
+        con = self.con
+        target = self._q(table)
+        if not (shape.columns[name].key and not shape.delta):
+            con.execute(f"ALTER TABLE {target} ALTER COLUMN {quote(name)} TYPE {type_.value}")
+            return
+        rows = con.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [self.schema, table],
+        ).fetchall()
+        defs = []
+        for cname, ctype, nullable in rows:
+            ctype = type_.value if cname == name else ctype
+            defs.append(f"{quote(cname)} {ctype}{'' if nullable == 'YES' else ' NOT NULL'}")
+        defs.append(f"PRIMARY KEY ({', '.join(quote(k) for k in shape.key)})")
+        interim = self._q(f"{table}__afterload_rebuild")
+        con.execute(f"CREATE TABLE {interim} ({', '.join(defs)})")
+        con.execute(f"INSERT INTO {interim} SELECT * FROM {target}")
+        con.execute(f"DROP TABLE {target}")
+        con.execute(f"ALTER TABLE {interim} RENAME TO {quote(table)}")
+        existing[name] = type_
 
     # -- commits -----------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from afterload import exactjson
 from afterload.core.checkpoint import Checkpoint
 from afterload.destinations.base import (
     DestinationError,
@@ -50,6 +51,7 @@ from afterload.destinations.base import (
     Recovered,
     TableWrite,
 )
+from afterload.exactjson import dumps
 from afterload.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, ColumnType, TableShape
 
 if TYPE_CHECKING:
@@ -76,6 +78,7 @@ _LOST_STATES = (pgerrors.AdminShutdown, pgerrors.CrashShutdown, pgerrors.CannotC
 
 PG_TYPES: dict[ColumnType, str] = {
     ColumnType.BIGINT: "BIGINT",
+    ColumnType.HUGEINT: "NUMERIC",
     ColumnType.DOUBLE: "DOUBLE PRECISION",
     ColumnType.BOOLEAN: "BOOLEAN",
     ColumnType.VARCHAR: "TEXT",
@@ -87,7 +90,7 @@ _FROM_PG: dict[str, ColumnType] = {
     "bigint": ColumnType.BIGINT,
     "integer": ColumnType.BIGINT,
     "smallint": ColumnType.BIGINT,
-    "numeric": ColumnType.BIGINT,  # a BIGINT column widened for integers past 64 bits
+    "numeric": ColumnType.HUGEINT,  # integers past 64 bits
     "double precision": ColumnType.DOUBLE,
     "real": ColumnType.DOUBLE,
     "boolean": ColumnType.BOOLEAN,
@@ -273,14 +276,6 @@ class _Lost(Exception):
         super().__init__(reason)
 
 
-class _NeedsNumeric(Exception):
-    """A BIGINT column met an integer past 64 bits: widen it to NUMERIC and write again."""
-
-    def __init__(self, prop: str) -> None:
-        self.prop = prop
-        super().__init__(prop)
-
-
 class _BadValue(Exception):
     """A value PostgreSQL cannot hold (a NUL character); the reason names the property."""
 
@@ -339,25 +334,27 @@ def _has_nul_escape(json_text: str) -> bool:
 Encoder = Callable[[Any], str]
 
 
-def _encoder(prop: str, ctype: ColumnType, *, numeric: bool) -> Encoder:
+def _encoder(prop: str, ctype: ColumnType) -> Encoder:
     """A function from a document value (never None) to its COPY text."""
     where = _pointer(prop)
 
     def bad(value: Any) -> _BadValue:
         return _BadValue(f"{where} holds {value!r}, which a {PG_TYPES[ctype]} column cannot hold")
 
-    if ctype is ColumnType.BIGINT:
+    if ctype is ColumnType.BIGINT or ctype is ColumnType.HUGEINT:
+        wide = ctype is ColumnType.HUGEINT
 
-        def bigint(value: Any) -> str:
+        def integer(value: Any) -> str:
+            # The shape checked the range; a float here is one a declared integer column took
+            # because it is integral and small enough to be exact.
             if type(value) is int:
-                if numeric or _INT64_MIN <= value <= _INT64_MAX:
+                if wide or _INT64_MIN <= value <= _INT64_MAX:
                     return str(value)
-                raise _NeedsNumeric(prop)
-            if type(value) is float and value.is_integer():
+            elif type(value) is float and value.is_integer():
                 return str(int(value))
             raise bad(value)
 
-        return bigint
+        return integer
     if ctype is ColumnType.DOUBLE:
 
         def double(value: Any) -> str:
@@ -408,7 +405,7 @@ def _encoder(prop: str, ctype: ColumnType, *, numeric: bool) -> Encoder:
         return day
 
     def json_value(value: Any) -> str:
-        out = orjson.dumps(value).decode()
+        out = dumps(value)
         if "\\" in out:
             if _has_nul_escape(out):
                 raise _BadValue(f"{where} has a NUL character (\\u0000), which JSONB cannot store")
@@ -430,7 +427,7 @@ def _document_text(raw: bytes) -> str:
 
 def encode_rows(lines: Iterable[bytes], plan: Plan, stamp: str) -> Iterator[bytes]:
     """COPY text for whole rows (the plan's columns, the document, the commit time), in chunks."""
-    loads = orjson.loads
+    loads = exactjson.loads
     tail = "\t" + stamp
     rows: list[str] = []
     for raw in lines:
@@ -451,10 +448,10 @@ def encode_keys(lines: Iterable[bytes], plan: Plan) -> Iterator[bytes]:
     """COPY text for the keys of deleted documents; a key no column could hold is skipped."""
     rows: list[str] = []
     for raw in lines:
-        doc = orjson.loads(raw)
+        doc = exactjson.loads(raw)
         try:
             values = [_NULL if (v := doc.get(n)) is None else enc(v) for n, enc in plan]
-        except (_BadValue, _NeedsNumeric):
+        except _BadValue:
             continue  # no row can have this key
         rows.append("\t".join(values))
         if len(rows) >= _CHUNK_ROWS:
@@ -475,8 +472,6 @@ class _Column:
     prop: str
     physical: str
     type: ColumnType
-    numeric: bool = False
-    """A BIGINT column held as NUMERIC, because an integer past 64 bits came."""
 
 
 @dataclass(slots=True)
@@ -513,6 +508,7 @@ class PostgresDestination:
     """Implements :class:`afterload.destinations.base.Destination` on a PostgreSQL schema."""
 
     stores_nul = False  # neither TEXT nor JSONB can hold U+0000
+    wide_ints: int | None = None  # NUMERIC holds any integer
 
     def __init__(
         self,
@@ -855,9 +851,7 @@ class PostgresDestination:
                 continue
             base = str(pgtype).split("(")[0]
             prop = _prop_from_comment(physical, comment)
-            found.columns[prop] = _Column(
-                prop, physical, _FROM_PG.get(base, ColumnType.JSON), numeric=base == "numeric"
-            )
+            found.columns[prop] = _Column(prop, physical, _FROM_PG.get(base, ColumnType.JSON))
         self._tables[table] = found
         return found
 
@@ -936,8 +930,18 @@ class PostgresDestination:
                         f"ALTER TABLE {qualified} ALTER COLUMN {quote(physical)} "
                         "TYPE DOUBLE PRECISION"
                     )
-                    have.type, have.numeric = ColumnType.DOUBLE, False
+                    have.type = ColumnType.DOUBLE
                     log.info("%s: widened column %s to DOUBLE PRECISION", write.table, physical)
+                elif col.type is ColumnType.HUGEINT and have.type is ColumnType.BIGINT:
+                    cur.execute(
+                        f"ALTER TABLE {qualified} ALTER COLUMN {quote(physical)} TYPE NUMERIC"
+                    )
+                    have.type = ColumnType.HUGEINT
+                    log.info(
+                        "%s: column %s holds integers past 64 bits: now NUMERIC",
+                        write.table,
+                        physical,
+                    )
                 else:
                     raise DestinationError(
                         f"{write.binding}: column {physical!r} of {write.table} is "
@@ -949,14 +953,6 @@ class PostgresDestination:
     def _comment_column(self, cur: Cursor, qualified: str, physical: str, prop: str) -> None:
         text = _literal(cur.connection, _column_comment(prop))
         cur.execute(f"COMMENT ON COLUMN {qualified}.{quote(physical)} IS {text}")
-
-    def _widen_numeric(self, cur: Cursor, table: _Table, prop: str) -> None:
-        col = table.columns[prop]
-        cur.execute(
-            f"ALTER TABLE {table.qualified} ALTER COLUMN {quote(col.physical)} TYPE NUMERIC"
-        )
-        col.numeric = True
-        log.info("%s: column %s holds integers past 64 bits: now NUMERIC", table.name, prop)
 
     # -- commits -----------------------------------------------------------------------------
 
@@ -1003,29 +999,16 @@ class PostgresDestination:
             raise self._failed(exc, "the commit") from None
 
     def _write(self, cur: Cursor, write: TableWrite, stamp: str) -> None:
-        created = False
-        while True:
-            table, fresh = self._evolve(cur, write)
-            created = created or fresh
-            # After the DDL, so that widening a column and trying again keeps the table.
-            cur.execute("SAVEPOINT afterload_write")
-            try:
-                self._write_rows(cur, write, table, created, stamp)
-            except _NeedsNumeric as need:
-                cur.execute("ROLLBACK TO SAVEPOINT afterload_write")
-                self._widen_numeric(cur, table, need.prop)
-                continue
-            except _BadValue as bad:
-                raise DestinationError(
-                    f"{write.binding}: {bad}; the transaction is not committed"
-                ) from None
-            cur.execute("RELEASE SAVEPOINT afterload_write")
-            return
+        table, created = self._evolve(cur, write)
+        try:
+            self._write_rows(cur, write, table, created, stamp)
+        except _BadValue as bad:
+            raise DestinationError(
+                f"{write.binding}: {bad}; the transaction is not committed"
+            ) from None
 
     def _plan(self, table: _Table, shape: TableShape, names: list[str]) -> Plan:
-        return [
-            (n, _encoder(n, shape.columns[n].type, numeric=table.columns[n].numeric)) for n in names
-        ]
+        return [(n, _encoder(n, shape.columns[n].type)) for n in names]
 
     def _write_rows(
         self, cur: Cursor, write: TableWrite, table: _Table, created: bool, stamp: str
@@ -1035,8 +1018,7 @@ class PostgresDestination:
         if write.deletes and keys:
             key_cols = ", ".join(quote(table.columns[k].physical) for k in keys)
             defs = ", ".join(
-                f"{quote(table.columns[k].physical)} "
-                f"{'NUMERIC' if table.columns[k].numeric else PG_TYPES[table.columns[k].type]}"
+                f"{quote(table.columns[k].physical)} {PG_TYPES[table.columns[k].type]}"
                 for k in keys
             )
             cur.execute(f"CREATE TEMP TABLE pg_temp._afterload_deletes ({defs}) ON COMMIT DROP")
@@ -1111,17 +1093,15 @@ class PostgresDestination:
         columns: list[list[str | None]] = [[] for _ in keys]
         plans = self._plan(table, shape, keys)
         for raw in write.upserts[:_PROBE_KEYS]:
-            doc = orjson.loads(raw)
+            doc = exactjson.loads(raw)
             for values, (name, enc) in zip(columns, plans, strict=True):
                 value = doc.get(name)
                 # Plain text for the parameter: only strings would differ from COPY's form.
                 try:
                     values.append(value if type(value) is str else enc(value))
-                except (_BadValue, _NeedsNumeric):
+                except _BadValue:
                     return False
-        types = [
-            "numeric" if table.columns[k].numeric else PG_TYPES[table.columns[k].type] for k in keys
-        ]
+        types = [PG_TYPES[table.columns[k].type] for k in keys]
         physical = ", ".join(f"t.{quote(table.columns[k].physical)}" for k in keys)
         probes = ", ".join(f"%s::text[]::{t}[]" for t in types)
         row = cur.execute(

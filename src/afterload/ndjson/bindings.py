@@ -17,6 +17,7 @@ from afterload.ndjson.config import Binding, LoadedNdjson
 from afterload.ndjson.rejects import RejectsFile
 from afterload.ndjson.sources import Source
 from afterload.schema import (
+    ColumnType,
     LineProblem,
     SchemaError,
     TableShape,
@@ -54,17 +55,27 @@ def _shape(loaded: LoadedNdjson, binding: Binding, destination: Destination) -> 
     table = binding.table
     if binding.schema_ is not None:
         schema = load_json_schema(table, loaded.resolve(binding.schema_))
-        shape = shape_from_json_schema(table, binding.key, schema, delta=binding.delta_updates)
+        shape = shape_from_json_schema(
+            table,
+            binding.key,
+            schema,
+            delta=binding.delta_updates,
+            wide_ints=destination.wide_ints,
+        )
     else:
-        shape = TableShape(table, binding.key, delta=binding.delta_updates)
+        shape = TableShape(
+            table, binding.key, delta=binding.delta_updates, wide_ints=destination.wide_ints
+        )
     for name, ctype in (destination.columns(table) or {}).items():
         if name not in shape.columns:
             try:
                 shape.add(name, ctype)
             except LineProblem as exc:
                 raise SchemaError(f"{table}: {exc.reason}") from None
-        elif shape.columns[name].type is not ctype and not shape.columns[name].declared:
-            shape.widen(name, ctype)
+        elif shape.columns[name].type is not ctype and (
+            not shape.columns[name].declared or ctype is ColumnType.HUGEINT
+        ):
+            shape.widen(name, ctype)  # a declared integer may be held wider, never narrower
     return shape
 
 
