@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from afterload.core.schema import ColumnType, TableShape
 from afterload.destinations.base import FencedError, LockedError, TableWrite
 from afterload.destinations.duckdb import DuckDBDestination, DuckDBStatus
-from afterload.schema import ColumnType, TableShape
 from tests.materialize_support import rows
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from afterload.core.checkpoint import Checkpoint
+from afterload.core.documents import DocumentError, DocumentParser
+from afterload.core.schema import LineProblem, TableShape, shape_from_json_schema
 from afterload.core.transaction import BindingChanges
 from afterload.destinations.base import DestinationError, Recovered, TableWrite
-from afterload.documents import DocumentError, DocumentParser
 from afterload.ndjson.driver import NdjsonDriver
-from afterload.schema import LineProblem, TableShape, shape_from_json_schema
 from tests.materialize_support import write_config, write_lines
 
 NAMES = ["id", "n", "s", "ts", "d", "x"]

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from afterload.config import load_config
+from afterload.core.schema import ColumnType, TableShape, shape_from_json_schema
 from afterload.destinations import postgres as pgmod
 from afterload.destinations.base import (
     DestinationError,
@@ -43,7 +44,6 @@ from afterload.destinations.postgres import (
     pg_identifier,
 )
 from afterload.ndjson.driver import NdjsonDriver
-from afterload.schema import ColumnType, TableShape, shape_from_json_schema
 
 DSN = os.environ.get("AFTERLOAD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

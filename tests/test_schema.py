@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from afterload.schema import (
+from afterload.core.schema import (
     ColumnType,
     LineProblem,
     SchemaError,

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from afterload.core.documents import DocumentParser
+from afterload.core.schema import LineProblem, TableShape
 from afterload.core.transaction import BindingChanges
-from afterload.documents import DocumentParser
-from afterload.schema import LineProblem, TableShape
 
 events = st.lists(
     st.tuples(st.integers(0, 5), st.binary(min_size=1, max_size=4), st.booleans()), max_size=40

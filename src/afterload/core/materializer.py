@@ -20,9 +20,9 @@ from datetime import datetime
 from afterload.clock import Clock, SystemClock
 from afterload.core.checkpoint import Checkpoint
 from afterload.core.committer import Committer
+from afterload.core.schema import TableShape
 from afterload.core.transaction import Transaction
 from afterload.destinations.base import Destination, Recovered, TableWrite
-from afterload.schema import TableShape
 
 log = logging.getLogger("afterload.materializer")
 

@@ -54,7 +54,8 @@ class BindingChanges:
 
 @dataclass
 class Transaction:
-    """Everything one commit stores: rows per binding, rejects, and the checkpoint after it."""
+    """Everything one commit stores: rows per binding and rejected lines (the driver brings the
+    checkpoint that goes with it)."""
 
     changes: dict[str, BindingChanges] = field(default_factory=dict)
     rejects: dict[str, list[bytes]] = field(default_factory=dict)

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Protocol
 
 from afterload.core.checkpoint import Checkpoint
+from afterload.core.schema import ColumnType, TableShape
 from afterload.errors import AfterloadError
-from afterload.schema import ColumnType, TableShape
 
 
 class DestinationError(AfterloadError):

@@ -23,6 +23,7 @@ import duckdb
 import orjson
 
 from afterload.core.checkpoint import Checkpoint
+from afterload.core.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, ColumnType, TableShape
 from afterload.destinations.base import (
     DestinationError,
     FencedError,
@@ -30,7 +31,6 @@ from afterload.destinations.base import (
     Recovered,
     TableWrite,
 )
-from afterload.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, ColumnType, TableShape
 
 log = logging.getLogger("afterload.duckdb")
 

@@ -42,8 +42,10 @@ from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from afterload import exactjson
+from afterload.core import exactjson
 from afterload.core.checkpoint import Checkpoint
+from afterload.core.exactjson import dumps
+from afterload.core.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, ColumnType, TableShape
 from afterload.destinations.base import (
     DestinationError,
     FencedError,
@@ -51,8 +53,6 @@ from afterload.destinations.base import (
     Recovered,
     TableWrite,
 )
-from afterload.exactjson import dumps
-from afterload.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, ColumnType, TableShape
 
 if TYPE_CHECKING:
     from afterload.destinations.config import PostgresConfig

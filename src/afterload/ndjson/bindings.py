@@ -10,13 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from afterload.core.checkpoint import BindingCheckpoint, Checkpoint
-from afterload.destinations.base import Destination
-from afterload.documents import DocumentParser
-from afterload.errors import AfterloadError
-from afterload.ndjson.config import Binding, LoadedNdjson
-from afterload.ndjson.rejects import RejectsFile
-from afterload.ndjson.sources import Source
-from afterload.schema import (
+from afterload.core.documents import DocumentParser
+from afterload.core.schema import (
     ColumnType,
     LineProblem,
     SchemaError,
@@ -24,6 +19,11 @@ from afterload.schema import (
     load_json_schema,
     shape_from_json_schema,
 )
+from afterload.destinations.base import Destination
+from afterload.errors import AfterloadError
+from afterload.ndjson.config import Binding, LoadedNdjson
+from afterload.ndjson.rejects import RejectsFile
+from afterload.ndjson.sources import Source
 
 
 @dataclass

@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 
 from afterload.clock import Clock
 from afterload.core.checkpoint import Checkpoint
+from afterload.core.documents import DocumentError
 from afterload.core.materializer import CommitListener, Materializer
 from afterload.core.stopper import Stopper
 from afterload.core.transaction import BindingChanges, Transaction
 from afterload.destinations.base import Destination
-from afterload.documents import DocumentError
 from afterload.ndjson.bindings import BindingState, build_bindings
 from afterload.ndjson.config import LoadedNdjson
 from afterload.ndjson.progress import Progress

@@ -1,8 +1,8 @@
 """One line of NDJSON into a checked document: parse, key, delete marker, table shape.
 
-Pure apart from growing the :class:`~afterload.schema.TableShape`; problems are raised as
-:class:`~afterload.schema.LineProblem` carrying only the reason, and the caller (which knows the
-binding, the file and the line number) turns them into an error or a reject.
+Pure apart from growing the :class:`~afterload.core.schema.TableShape`; problems are raised
+as :class:`~afterload.core.schema.LineProblem` carrying only the reason, and the caller (which
+knows the binding, the file and the line number) turns them into an error or a reject.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
-from afterload import exactjson
+from afterload.core import exactjson
+from afterload.core.schema import INT64_MAX, INT64_MIN, LineProblem, TableShape
 from afterload.core.transaction import BindingChanges
 from afterload.errors import AfterloadError
-from afterload.schema import INT64_MAX, INT64_MIN, LineProblem, TableShape
 
 Key = Any
 """A key value (scalar) or a tuple of them for composite keys."""
@@ -62,7 +62,7 @@ class DocumentParser:
         """Whether :meth:`scan` can take lines; otherwise every line goes through :meth:`parse`."""
 
     def parse(self, raw: bytes) -> tuple[Key, bool]:
-        """Return (key, is_delete, document); raise LineProblem on anything wrong."""
+        """Return (key, is_delete); raise LineProblem on anything wrong."""
         try:
             doc = exactjson.loads(raw)
         except orjson.JSONDecodeError as exc:
