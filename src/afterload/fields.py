@@ -32,6 +32,10 @@ def _to_duration(value: Any) -> timedelta:
             return parse_duration(value)
         except ValueError:
             raise ValueError(f"{value!r} {_DURATION_HINT}") from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value == 0:
+            return timedelta(0)  # Go's time.ParseDuration takes a bare 0, and so do we
+        raise ValueError(f"{value!r} is not a duration: give it a unit, e.g. {value}s or {value}m")
     raise ValueError(f"{value!r} {_DURATION_HINT}")
 
 
@@ -67,4 +71,8 @@ PositiveId = Annotated[
 ]
 """A positive 63-bit id, as a number or a digit string (dbt Cloud ids come either way)."""
 
-JsonPointer = Annotated[str, Field(pattern=r"^(/([^~/]|~[01])*)+$")]
+JSON_POINTER_PATTERN = r"^(/([^~/]|~[01])*)+$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$"
+MEMORY_PATTERN = r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+
+JsonPointer = Annotated[str, Field(pattern=JSON_POINTER_PATTERN)]

@@ -52,6 +52,8 @@ class Report:
 def trigger_actions(loaded: LoadedConfig, *, clock: Clock | None = None) -> list[TriggerAction]:
     """The config's trigger kinds, each with its one client for the whole run."""
     actions: list[TriggerAction] = []
+    if loaded.config.trigger_cleared:
+        log.info("dbt_job_trigger is cleared (every field empty): no job will be triggered")
     if loaded.config.dbt_job_trigger is not None:
         actions.append(DbtCloudAction(loaded.config.dbt_job_trigger, clock=clock))
     return actions

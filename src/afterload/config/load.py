@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from afterload.config.duplicates import duplicate_keys
 from afterload.config.model import Config
 from afterload.config.problems import LineIndex, dotted, validation_problems
 from afterload.errors import ConfigError
@@ -132,6 +133,9 @@ def _parse_config(text: str, path: Path) -> Config:
         raise ConfigError([f"{name}: the config must be a mapping of keys to values"])
     if _expanded_size(data, {}) > _MAX_NODES:
         raise ConfigError([f"{name}: the config expands to more than {_MAX_NODES} values"])
+    repeated = duplicate_keys(text, name)
+    if repeated:
+        raise ConfigError(repeated)
     lines = line_index(text)
     env_problems: list[str] = []
     data = _interpolate(data, (), env_problems)

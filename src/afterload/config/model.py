@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
 from afterload.destinations.config import DestinationConfig
-from afterload.fields import Strict
+from afterload.fields import NAME_PATTERN, Strict
 from afterload.ndjson.config import Binding, TransactionLimits
 from afterload.ndjson.sync_schedule import SyncSchedule
-from afterload.triggers.dbt_cloud.config import DbtJobTrigger
+from afterload.triggers.dbt_cloud.config import DbtJobTrigger, is_cleared
 
 
 class Config(Strict):
@@ -18,7 +18,7 @@ class Config(Strict):
 
     name: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$",
+        pattern=NAME_PATTERN,
         max_length=200,
         description="The materialization's name; keys its checkpoint.",
     )
@@ -27,8 +27,27 @@ class Config(Strict):
     bindings: list[Binding] = Field(default_factory=list)
     transaction: TransactionLimits = Field(default_factory=TransactionLimits)
     dbt_job_trigger: DbtJobTrigger | None = Field(
-        default=None, description="Optional: the dbt Cloud job to trigger after commits."
+        default=None,
+        description="Optional: the dbt Cloud job to trigger after commits. A block whose "
+        "every field is empty (Estuary's cleared form) means no trigger.",
     )
+    _trigger_cleared: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _cleared_trigger(cls, data: Any, handler: ModelWrapValidatorHandler[Config]) -> Config:
+        """Estuary's cleared ``dbt_job_trigger`` (every field empty) is no trigger, as there."""
+        cleared = isinstance(data, dict) and is_cleared(data.get("dbt_job_trigger"))
+        if cleared:
+            data = {**data, "dbt_job_trigger": None}
+        config = handler(data)
+        config._trigger_cleared = cleared
+        return config
+
+    @property
+    def trigger_cleared(self) -> bool:
+        """The config held a cleared ``dbt_job_trigger`` block, so no job is triggered."""
+        return self._trigger_cleared
 
 
 def json_schema() -> dict[str, Any]:

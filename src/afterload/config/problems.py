@@ -5,14 +5,25 @@ Secrets are redacted here, the one place an input value could reach a message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
+
+from afterload.fields import JSON_POINTER_PATTERN, MEMORY_PATTERN, NAME_PATTERN
 
 #: Key paths to the 1-based line each stands on (see :func:`afterload.config.load.line_index`).
 LineIndex = dict[tuple[str | int, ...], int]
 
 SECRET_KEYS = ("api_key", "password")
+
+#: What a value failing a pattern should have looked like, by the pattern.
+PATTERN_HINTS = {
+    JSON_POINTER_PATTERN: "is not a JSON pointer: keys are JSON pointers such as /id "
+    "(or /a/b for a nested property)",
+    NAME_PATTERN: "is not a valid name (letters, digits, _ . - /, starting with a letter or digit)",
+    MEMORY_PATTERN: "is not a memory size (e.g. 512MB, 1GB)",
+}
 
 
 def dotted(loc: tuple[str | int, ...]) -> str:
@@ -22,25 +33,65 @@ def dotted(loc: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
+def _bound(err: Any, *names: str) -> Any:
+    ctx = err.get("ctx") or {}
+    for name in names:
+        if name in ctx:
+            return ctx[name]
+    return "?"
+
+
+def _too_short(err: Any) -> str:
+    bound = _bound(err, "min_length")
+    return "must not be empty" if bound == 1 else f"must be at least {bound} characters long"
+
+
+def _pattern(err: Any) -> str:
+    hint = PATTERN_HINTS.get(str(_bound(err, "pattern")), "does not have the form this key needs")
+    return f"{err['input']!r} {hint}"
+
+
+#: Pydantic's error types, each worded as the end of a sentence that starts with the key path.
+#: Anything not listed falls back to pydantic's text with its "Input should" rephrased.
+SENTENCES: dict[str, Callable[[Any], str]] = {
+    "missing": lambda err: "is required",
+    "extra_forbidden": lambda err: "is not a known key (check its spelling)",
+    "literal_error": lambda err: f"{err['input']!r} is not one of {_bound(err, 'expected')}",
+    "enum": lambda err: f"{err['input']!r} is not one of {_bound(err, 'expected')}",
+    "string_too_long": lambda err: f"must be at most {_bound(err, 'max_length')} characters long",
+    "string_too_short": _too_short,
+    "string_pattern_mismatch": _pattern,
+    "string_type": lambda err: "must be a string (text; quote it if YAML reads it otherwise)",
+    "int_type": lambda err: "must be an integer",
+    "int_parsing": lambda err: f"{err['input']!r} is not an integer",
+    "int_from_float": lambda err: f"{err['input']!r} is not a whole number",
+    "float_type": lambda err: "must be a number",
+    "float_parsing": lambda err: f"{err['input']!r} is not a number",
+    "bool_type": lambda err: "must be true or false",
+    "bool_parsing": lambda err: f"{err['input']!r} is not true or false",
+    "list_type": lambda err: "must be a list, e.g. [a, b]",
+    "tuple_type": lambda err: "must be a list, e.g. [a, b]",
+    "dict_type": lambda err: "must be a mapping of keys to values",
+    "model_type": lambda err: "must be a mapping of keys to values",
+    "model_attributes_type": lambda err: "must be a mapping of keys to values",
+    "too_short": lambda err: f"must have at least {_bound(err, 'min_length')} entries",
+    "too_long": lambda err: f"must have at most {_bound(err, 'max_length')} entries",
+    "greater_than_equal": lambda err: f"must be at least {_bound(err, 'ge')}",
+    "greater_than": lambda err: f"must be more than {_bound(err, 'gt')}",
+    "less_than_equal": lambda err: f"must be at most {_bound(err, 'le')}",
+    "less_than": lambda err: f"must be less than {_bound(err, 'lt')}",
+    "value_error": lambda err: str(err["msg"]).removeprefix("Value error, "),
+    "assertion_error": lambda err: str(err["msg"]).removeprefix("Assertion failed, "),
+}
+
+
 def _message(err: Any) -> str:
-    kind = err["type"]
+    sentence = SENTENCES.get(err["type"])
+    if sentence is not None:
+        return sentence(err)
     msg = str(err["msg"])
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "is not a known key (check its spelling)"
-    if kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return f"{err['input']!r} is not one of {expected}"
-    if kind in ("string_too_long", "string_too_short"):
-        ctx = err.get("ctx", {})
-        bound = ctx.get("max_length", ctx.get("min_length"))
-        word = "at most" if kind == "string_too_long" else "at least"
-        return f"must be {word} {bound} characters"
-    if kind == "string_pattern_mismatch":
-        return f"{err['input']!r} is not valid here"
-    if msg.startswith("Value error, "):
-        msg = msg.removeprefix("Value error, ")
+    if msg.startswith("Input should be "):
+        return "must be " + msg.removeprefix("Input should be ")
     return msg
 
 

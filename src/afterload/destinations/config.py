@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, model_validator
 
-from afterload.fields import Strict
+from afterload.fields import MEMORY_PATTERN, Strict
 
 
 class DuckDBConfig(Strict):
@@ -17,7 +17,7 @@ class DuckDBConfig(Strict):
     schema_: str = Field(default="main", alias="schema", description="The schema of the tables.")
     memory_limit: str | None = Field(
         default=None,
-        pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        pattern=MEMORY_PATTERN,
         description="DuckDB's memory limit, e.g. 1GB; DuckDB's default is 80% of the RAM.",
     )
 

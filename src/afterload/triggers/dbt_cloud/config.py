@@ -13,6 +13,21 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from afterload.fields import Duration, PositiveId, Strict
 from afterload.triggers.dbt_cloud.models import DbtCloudTarget
 
+DEFAULT_CAUSE = "Estuary Flow"
+
+#: Account prefixes Estuary's connector sends to a host of their own; any other prefix P goes
+#: to P.us1.dbt.com (its trigger's host rule, matched exactly as it matches them).
+PREFIX_HOSTS = {"emea": "emea.dbt.com", "au": "au.dbt.com"}
+
+
+def is_cleared(block: object) -> bool:
+    """Estuary's form of "no trigger": the block is there, but every field is empty."""
+    return (
+        isinstance(block, dict)
+        and bool(block)
+        and all(value is None or value == "" for value in block.values())
+    )
+
 
 def _is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
@@ -34,8 +49,9 @@ class DbtJobTrigger(Strict):
     )
     account_prefix: str | None = Field(
         default=None,
-        description="Legacy: the account prefix; used only when access_url is not set "
-        "and maps to https://{prefix}.us1.dbt.com.",
+        description="Legacy: the account prefix; used only when access_url is not set. "
+        "Maps to https://{prefix}.us1.dbt.com, or https://emea.dbt.com and "
+        "https://au.dbt.com for emea and au, as Estuary's connector does.",
         json_schema_extra={"deprecated": True},
     )
     account_id: PositiveId = Field(description="The dbt Cloud account id.")
@@ -45,7 +61,7 @@ class DbtJobTrigger(Strict):
         json_schema_extra={"secret": True},
     )
     cause: str = Field(
-        default="Estuary Flow",
+        default=DEFAULT_CAUSE,
         min_length=1,
         max_length=255,
         description="The cause recorded on each run dbt Cloud creates.",
@@ -60,6 +76,29 @@ class DbtJobTrigger(Strict):
         description="At most one run per interval, and only after new data was committed.",
         json_schema_extra={"default": "30m", "examples": ["30m", "1h", "90s", "0s"]},
     )
+
+    @field_validator("cause", mode="before")
+    @classmethod
+    def _default_cause(cls, value: object) -> object:
+        """An empty cause is the default, as Estuary's connector takes it."""
+        return DEFAULT_CAUSE if value == "" else value
+
+    @field_validator("api_key", mode="after")
+    @classmethod
+    def _check_key(cls, value: SecretStr) -> SecretStr:
+        """An empty key would fail only at the first request, after every retry."""
+        key = value.get_secret_value().strip()
+        if not key:
+            raise ValueError(
+                "is empty: give the dbt Cloud API key (e.g. api_key: ${DBT_API_KEY}, "
+                "with the variable set to the token)"
+            )
+        if not all("!" <= ch <= "~" for ch in key):
+            raise ValueError(
+                "holds spaces, control or non-ASCII characters, which no API key has "
+                "and no HTTP header can carry"
+            )
+        return SecretStr(key)
 
     @field_validator("access_url")
     @classmethod
@@ -97,7 +136,8 @@ class DbtJobTrigger(Strict):
         """The account's API host, without a trailing slash."""
         if self.access_url is not None:
             return self.access_url
-        return f"https://{self.account_prefix}.us1.dbt.com"
+        prefix = self.account_prefix
+        return f"https://{PREFIX_HOSTS.get(str(prefix), f'{prefix}.us1.dbt.com')}"
 
     def target(self) -> DbtCloudTarget:
         """What the HTTP client needs, and nothing of the config model."""
