@@ -142,7 +142,10 @@ def test_errors_have_no_traceback_in_a_real_process(tmp_path: Path) -> None:
 
 def test_check_reaches_the_destination(tmp_path: Path) -> None:
     good = tmp_path / "duck.yaml"
-    good.write_text("name: s\ndestination: {duckdb: {path: w.duckdb}}\n")
+    good.write_text(
+        "name: s\ndestination: {duckdb: {path: w.duckdb}}\n"
+        "bindings: [{source: 'd/*.jsonl', table: t, key: [/id]}]\n"
+    )
     result = runner.invoke(app, ["check", str(good)])
     assert result.exit_code == 0, result.output
     assert "✓ destination:" in result.output and "created at the first commit" in result.output

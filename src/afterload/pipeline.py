@@ -18,6 +18,7 @@ from afterload.destinations.base import Destination
 from afterload.destinations.factory import open_destination
 from afterload.ndjson.driver import NdjsonDriver
 from afterload.ndjson.progress import Progress
+from afterload.preflight import require_runnable
 from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
 from afterload.triggers.runner import TriggerThread
@@ -70,7 +71,9 @@ def materialize(
     progress: Progress | None = None,
 ) -> Report:
     """Run the materialization: ``once`` reads what is there and returns; otherwise follow the
-    sources until ``stopper`` is asked to stop. Raises :class:`afterload.AfterloadError`."""
+    sources until ``stopper`` is asked to stop. Raises :class:`afterload.AfterloadError`;
+    what ``afterload check`` would refuse is refused first, in its words."""
+    require_runnable(loaded)
     actions = trigger_actions(loaded, clock=clock)
     triggers = TriggerThread(actions, clock=clock) if actions else None
     destination: Destination | None = None

@@ -26,10 +26,28 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 class LoadedConfig:
     """A validated config and the directory its relative paths are resolved against."""
 
-    def __init__(self, config: Config, path: Path) -> None:
+    def __init__(
+        self,
+        config: Config,
+        path: Path,
+        *,
+        lines: LineIndex | None = None,
+        display: str | None = None,
+    ) -> None:
         self.config = config
         self.path = path
         self.base_dir = path.parent
+        self.lines: LineIndex = lines or {}
+        """Key paths to the lines they stand on, for problems found after loading."""
+        self.display = display or str(path)
+        """The file as the user named it, the prefix of every problem."""
+
+    def where(self, *loc: str | int) -> str:
+        """``file:line: key.path`` for a problem found after loading (line when known)."""
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in self.lines:
+                return f"{self.display}:{self.lines[loc[:n]]}: {dotted(loc)}"
+        return f"{self.display}: {dotted(loc)}"
 
     @property
     def name(self) -> str:
@@ -155,4 +173,4 @@ def load_config(path: str | Path) -> LoadedConfig:
         raise ConfigError([f"{p}: no such config file"]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([f"{p}: cannot read the config file ({e})"]) from None
-    return LoadedConfig(parse_config(text, p), p.resolve())
+    return LoadedConfig(parse_config(text, p), p.resolve(), lines=line_index(text), display=str(p))

@@ -20,10 +20,11 @@ from afterload.core.schema import (
     shape_from_json_schema,
 )
 from afterload.destinations.base import Destination
-from afterload.errors import AfterloadError
+from afterload.errors import ConfigError
 from afterload.ndjson.config import Binding, LoadedNdjson
 from afterload.ndjson.rejects import RejectsFile
 from afterload.ndjson.sources import Source
+from afterload.ndjson.validation import binding_problems
 
 
 @dataclass
@@ -104,20 +105,12 @@ def _binding(
 def build_bindings(
     loaded: LoadedNdjson, destination: Destination, checkpoint: Checkpoint
 ) -> list[BindingState]:
-    """Every binding of the config, resumed from ``checkpoint``; one sentence if the config
-    cannot run (no bindings, two writing one table, two reading stdin)."""
-    config = loaded.config
-    if not config.bindings:
-        raise AfterloadError(f"{loaded.path}: bindings: the config has no bindings")
-    seen: set[str] = set()
-    stdin = 0
-    states = []
-    for binding in config.bindings:
-        if binding.table.lower() in seen:
-            raise AfterloadError(f"{loaded.path}: two bindings write table {binding.table!r}")
-        seen.add(binding.table.lower())
-        stdin += binding.source == "-"
-        states.append(_binding(loaded, binding, destination, checkpoint.binding(binding.table)))
-    if stdin > 1:
-        raise AfterloadError(f"{loaded.path}: only one binding can read standard input")
-    return states
+    """Every binding of the config, resumed from ``checkpoint``; :class:`ConfigError` with the
+    same lines as ``check`` if the config cannot run (:mod:`afterload.ndjson.validation`)."""
+    problems = binding_problems(loaded)
+    if problems:
+        raise ConfigError(problems)
+    return [
+        _binding(loaded, binding, destination, checkpoint.binding(binding.table))
+        for binding in loaded.config.bindings
+    ]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import orjson
 
+from afterload.errors import AfterloadError
+
 log = logging.getLogger("afterload.rejects")
 
 
@@ -36,19 +38,27 @@ class RejectsFile:
         self.display = display
 
     def size(self) -> int:
+        """Its size; 0 when it does not exist yet (or cannot, which :meth:`append` says)."""
         try:
             return self.path.stat().st_size
-        except FileNotFoundError:
+        except OSError:
             return 0
+
+    def _failed(self, exc: OSError) -> AfterloadError:
+        reason = exc.strerror or type(exc).__name__
+        return AfterloadError(f"{self.display}: cannot write the rejects file ({reason})")
 
     def recover(self, committed: int) -> None:
         """Drop what an uncommitted transaction appended."""
         size = self.size()
         if size > committed:
-            with open(self.path, "r+b") as f:
-                f.truncate(committed)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                with open(self.path, "r+b") as f:
+                    f.truncate(committed)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as exc:
+                raise self._failed(exc) from None
             log.info(
                 "%s: removed %d bytes of rejects from an uncommitted transaction",
                 self.display,
@@ -62,10 +72,13 @@ class RejectsFile:
 
     def append(self, entries: list[bytes]) -> int:
         """Append durably; returns the new size for the checkpoint."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as f:
-            if entries:
-                f.write(b"\n".join(entries) + b"\n")
-                f.flush()
-                os.fsync(f.fileno())
-            return f.tell()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "ab") as f:
+                if entries:
+                    f.write(b"\n".join(entries) + b"\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                return f.tell()
+        except OSError as exc:
+            raise self._failed(exc) from None

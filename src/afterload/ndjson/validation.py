@@ -1,0 +1,67 @@
+"""What the NDJSON driver refuses in a config, found before any data moves.
+
+One list of rules, asked by ``check`` and by ``run`` alike (through :mod:`afterload.preflight`,
+and again by :func:`~afterload.ndjson.bindings.build_bindings`), so ``check`` passes exactly
+what ``run`` accepts. Each problem is ``file:line: key.path: what is wrong``.
+"""
+
+from __future__ import annotations
+
+from afterload.core.schema import SchemaError, TableShape, load_json_schema, shape_from_json_schema
+from afterload.ndjson.config import Binding, LoadedNdjson
+from afterload.writability import writability
+
+
+def _reason(exc: SchemaError, binding: Binding) -> str:
+    return str(exc).removeprefix(f"{binding.table}: ")
+
+
+def _shape_problem(loaded: LoadedNdjson, binding: Binding) -> tuple[str, str] | None:
+    """The key (and the JSON Schema, if any) make a table: ``(key, reason)`` if they cannot."""
+    try:
+        TableShape(binding.table, binding.key, delta=binding.delta_updates)
+    except SchemaError as exc:
+        return "key", _reason(exc, binding)
+    if binding.schema_ is not None:
+        try:
+            schema = load_json_schema(binding.table, loaded.resolve(binding.schema_))
+            shape_from_json_schema(binding.table, binding.key, schema, delta=binding.delta_updates)
+        except SchemaError as exc:
+            return "schema", _reason(exc, binding)
+    return None
+
+
+def binding_problems(loaded: LoadedNdjson) -> list[str]:
+    """Every reason the bindings cannot run, one line each; empty when they can."""
+    bindings = loaded.config.bindings
+    if not bindings:
+        return [f"{loaded.where('bindings')}: the config has no bindings, so run has nothing to do"]
+    problems: list[str] = []
+    tables: dict[str, int] = {}
+    stdin: int | None = None
+    for i, binding in enumerate(bindings):
+        first = tables.setdefault(binding.table.lower(), i)
+        if first != i:
+            other = bindings[first].table
+            problems.append(
+                f"{loaded.where('bindings', i, 'table')}: {binding.table!r} is the table "
+                f"bindings[{first}] writes ({other!r}; table names ignore case)"
+            )
+        if binding.source == "-":
+            if stdin is not None:
+                problems.append(
+                    f"{loaded.where('bindings', i, 'source')}: bindings[{stdin}] reads standard "
+                    "input already; only one binding can"
+                )
+            stdin = i if stdin is None else stdin
+        found = _shape_problem(loaded, binding)
+        if found is not None:
+            problems.append(f"{loaded.where('bindings', i, found[0])}: {found[1]}")
+        if binding.rejects is not None:
+            answer = writability(loaded.resolve(binding.rejects))
+            if answer.problem is not None:
+                problems.append(
+                    f"{loaded.where('bindings', i, 'rejects')}: {binding.rejects}: the rejects "
+                    f"file cannot be written ({answer.problem})"
+                )
+    return problems

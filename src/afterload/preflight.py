@@ -1,0 +1,54 @@
+"""The one validation ``check``, ``run`` and the Python API share: what ``run`` would refuse.
+
+Pydantic checks each block alone; this checks what only the whole config and the file system
+tell — no bindings, two bindings on one table, a key that makes no table, a missing JSON Schema,
+a destination or rejects file that cannot be written — without writing anything. ``run``
+raises :class:`~afterload.errors.ConfigError` with exactly the lines ``check`` prints, so
+``check`` passing means ``run`` starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from afterload.config.load import LoadedConfig
+from afterload.destinations.factory import duckdb_path
+from afterload.errors import ConfigError
+from afterload.ndjson.validation import binding_problems
+from afterload.writability import writability
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One line of the answer: a problem ``run`` would refuse, or a note of what it will do."""
+
+    subject: str
+    """What it is about: ``bindings``, ``destination`` or ``dbt_job_trigger``."""
+    text: str
+    ok: bool
+
+
+def preflight(loaded: LoadedConfig) -> list[Finding]:
+    """Everything ``run`` would refuse in ``loaded`` (``ok=False``), and what it will create."""
+    findings = [Finding("bindings", p, False) for p in binding_problems(loaded)]
+    path = duckdb_path(loaded.config.destination, loaded.base_dir)
+    if path is not None:
+        answer = writability(path)
+        if answer.problem is not None:
+            where = loaded.where("destination", "duckdb", "path")
+            findings.append(Finding("destination", f"{where}: {answer.problem}", False))
+        elif not path.exists():
+            folder = f", with the folder {answer.creates}" if answer.creates else ""
+            text = f"{path} will be created at the first commit{folder}"
+            findings.append(Finding("destination", text, True))
+    if loaded.config.trigger_cleared:
+        text = "dbt_job_trigger is cleared (every field empty): no job will be triggered"
+        findings.append(Finding("dbt_job_trigger", text, True))
+    return findings
+
+
+def require_runnable(loaded: LoadedConfig) -> None:
+    """Raise :class:`ConfigError` with every problem :func:`preflight` finds, before ``run``."""
+    problems = [f.text for f in preflight(loaded) if not f.ok]
+    if problems:
+        raise ConfigError(problems)

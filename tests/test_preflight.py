@@ -1,0 +1,154 @@
+"""``check`` says what ``run`` will do: one validation, the same sentences in both (issue 9).
+
+Before, ``check`` passed two bindings on one table, an empty config, an unwritable destination
+or rejects folder — all refused by ``run`` — and failed a missing destination folder that
+``run`` creates. A ``rejects:`` file under an unwritable path was a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from afterload.cli import app
+from afterload.config import load_config
+from afterload.errors import AfterloadError, ConfigError
+from afterload.ndjson.rejects import RejectsFile
+from afterload.pipeline import materialize
+
+runner = CliRunner()
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "1.jsonl").write_text('{"id": 1}\n{"id": \n{"id": 2}\n')
+    (tmp_path / "blocker").write_text("a regular file: nothing can be created under it\n")
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def _check(path: Path) -> tuple[int, str]:
+    result = runner.invoke(app, ["check", str(path)])
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+def _run_refuses(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        materialize(load_config(path), once=True)
+    return info.value.problems
+
+
+def _same_in_both(path: Path) -> str:
+    """Run refuses with one line; check fails and prints that very line."""
+    code, output = _check(path)
+    (line,) = _run_refuses(path)
+    assert code != 0, output
+    assert line in output.replace("\n", ""), (line, output)
+    return line
+
+
+BINDING = """\
+  - source: data/*.jsonl
+    table: {table}
+    key: [/id]
+"""
+HEAD = "name: s\ndestination: {duckdb: {path: w.duckdb}}\nbindings:\n"
+
+
+def test_two_bindings_on_one_table(tmp_path: Path) -> None:
+    text = HEAD + BINDING.format(table="t") + BINDING.format(table="T")
+    line = _same_in_both(_write(tmp_path, text))
+    assert line.startswith(f"{tmp_path / 'c.yaml'}:8: bindings[1].table: 'T'")
+    assert "bindings[0]" in line
+
+
+def test_two_bindings_on_standard_input(tmp_path: Path) -> None:
+    text = HEAD + BINDING.format(table="a") + BINDING.format(table="b")
+    text = text.replace("data/*.jsonl", "'-'")
+    line = _same_in_both(_write(tmp_path, text))
+    assert "bindings[1].source" in line and "standard input" in line
+
+
+def test_empty_config(tmp_path: Path) -> None:
+    line = _same_in_both(_write(tmp_path, "{}\n"))
+    assert line.endswith("bindings: the config has no bindings, so run has nothing to do")
+
+
+def test_trigger_only_config_says_run_would_refuse(tmp_path: Path) -> None:
+    text = (
+        "dbt_job_trigger: {access_url: 'http://127.0.0.1:9', account_id: 1, job_id: 1,"
+        " api_key: k}\n"
+    )
+    path = _write(tmp_path, text)
+    (line,) = _run_refuses(path)
+    assert "no bindings" in line
+    result = runner.invoke(app, ["check", str(path)])
+    assert "no bindings" in result.output and "`afterload trigger`" in result.output
+
+
+def test_unwritable_destination_folder(tmp_path: Path) -> None:
+    text = (HEAD + BINDING.format(table="t")).replace("w.duckdb", "blocker/w.duckdb")
+    line = _same_in_both(_write(tmp_path, text))
+    assert line.startswith(f"{tmp_path / 'c.yaml'}:2: destination.duckdb.path:")
+    assert "blocker" in line and "not a folder" in line
+
+
+def test_missing_destination_folder_passes_and_is_created(tmp_path: Path) -> None:
+    text = (HEAD + BINDING.format(table="t")).replace("w.duckdb", "new/sub/w.duckdb")
+    text += "    rejects: rejects/t.jsonl\n"
+    path = _write(tmp_path, text)
+    code, output = _check(path)
+    assert code == 0, output
+    assert "will be created" in output and "new/sub" in output
+    report = materialize(load_config(path), once=True)
+    assert report.documents == 2 and report.rejected == 1
+    assert (tmp_path / "new" / "sub" / "w.duckdb").exists()
+
+
+def test_rejects_in_an_unwritable_folder(tmp_path: Path) -> None:
+    text = HEAD + BINDING.format(table="t") + "    rejects: blocker/rejects.jsonl\n"
+    path = _write(tmp_path, text)
+    line = _same_in_both(path)
+    assert line.startswith(f"{path}:7: bindings[0].rejects: ")
+    assert "blocker/rejects.jsonl" in line
+    # In a real process: one line on stderr, no traceback, nothing committed.
+    proc = subprocess.run(
+        [sys.executable, "-m", "afterload", "run", str(path), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "blocker/rejects.jsonl" in proc.stderr
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_rejects_file_that_cannot_be_written_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("x")
+    rejects = RejectsFile(tmp_path / "blocker" / "r.jsonl", "blocker/r.jsonl")
+    assert rejects.size() == 0
+    with pytest.raises(AfterloadError) as info:
+        rejects.append([json.dumps({"line": 1}).encode()])
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("blocker/r.jsonl: cannot write")
+
+
+def test_missing_schema_file(tmp_path: Path) -> None:
+    text = HEAD + BINDING.format(table="t") + "    schema: nope.json\n"
+    line = _same_in_both(_write(tmp_path, text))
+    assert "bindings[0].schema:" in line and "nope.json" in line
+
+
+def test_cleared_trigger_is_said_by_check(tmp_path: Path) -> None:
+    text = HEAD + BINDING.format(table="t")
+    text += "dbt_job_trigger: {access_url: '', account_id: '', job_id: '', api_key: ''}\n"
+    code, output = _check(_write(tmp_path, text))
+    assert code == 0, output
+    assert "dbt_job_trigger is cleared" in output
