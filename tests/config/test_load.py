@@ -88,7 +88,7 @@ def test_ids_are_positive_integers(value: str) -> None:
 
 def test_cause_limits() -> None:
     assert "at most 255" in problems(GOOD + f"  cause: {'x' * 256}\n")[0]
-    # An empty cause is the default, as Estuary takes it (tests/test_config_sentences.py).
+    # An empty cause is the default, as Estuary takes it (tests/config/test_sentences.py).
 
 
 def test_mode_enum() -> None:
