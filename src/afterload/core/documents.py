@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from afterload.core import exactjson
-from afterload.core.schema import INT64_MAX, INT64_MIN, LineProblem, TableShape
+from afterload.core.schema import INT64_MAX, INT64_MIN, LineProblem, TableShape, resolve
 from afterload.core.transaction import BindingChanges
 from afterload.errors import AfterloadError
 
@@ -57,7 +57,10 @@ class DocumentParser:
         self.unchecked_deletes = hard_delete and not shape.delta
         self.key_names = shape.key
         self.key_pointers = key_pointers
-        self._single = self.key_names[0] if len(self.key_names) == 1 else None
+        self._paths = [shape.projections.get(name) for name in self.key_names]
+        """Each key's path when it is nested (``/a/b``), else None: a plain dict lookup."""
+        nested = any(path is not None for path in self._paths)
+        self._single = self.key_names[0] if len(self.key_names) == 1 and not nested else None
         self.fast = self._single is not None
         """Whether :meth:`scan` can take lines; otherwise every line goes through :meth:`parse`."""
 
@@ -190,11 +193,18 @@ class DocumentParser:
             return None
         values = []
         for i, name in enumerate(self.key_names):
-            value = doc.get(name)
+            path = self._paths[i]
+            if path is None:
+                value = doc.get(name)
+                present = name in doc
+            else:
+                parent = resolve(doc, path[:-1])
+                value = parent.get(path[-1]) if type(parent) is dict else None
+                present = type(parent) is dict and path[-1] in parent
             if value is None or not isinstance(value, _KEY_TYPES):
-                self._bad_key(i, value, name in doc)
+                self._bad_key(i, value, present)
             values.append(value)
-        return tuple(values)
+        return tuple(values) if len(values) > 1 else values[0]
 
     def _bad_key(self, index: int, value: Any, present: bool) -> None:
         pointer = self.key_pointers[index]

@@ -163,11 +163,37 @@ class TableShape:
         """Filled by :meth:`plan`; read directly by the scan, which cannot afford a call."""
         self.version = 0
         """Bumped on every change, so a destination knows when to look at its DDL again."""
-        self.key = [_top_level(binding, p) for p in key]
-        for name in self.key:
-            self._reserve(name)
+        self.key: list[str] = []
+        self.projections: dict[str, tuple[str, ...]] = {}
+        """Nested key columns: the column (Estuary's projection name, ``a/b``) to its path."""
+        self.pointers: dict[str, str] = {}
+        """Each key column's JSON pointer, as the config wrote it."""
+        for pointer in key:
+            self._add_key(pointer)
 
     # -- building ---------------------------------------------------------------------------
+
+    def _add_key(self, pointer: str) -> None:
+        path = pointer_tokens(pointer)
+        name = projection_name(path)
+        self._reserve(name)
+        for other, other_pointer in self.pointers.items():
+            if other.lower() == name.lower():
+                raise SchemaError(
+                    f"{self.binding}: key {pointer} and key {other_pointer} would be the same "
+                    f"column {name!r} (column names ignore case)"
+                )
+            other_path = self.projections.get(other, (other,))
+            shorter, longer = sorted((path, other_path), key=len)
+            if longer[: len(shorter)] == shorter:
+                raise SchemaError(
+                    f"{self.binding}: key {pointer} and key {other_pointer} overlap; "
+                    "a key is a single value, so one cannot lie inside the other"
+                )
+        self.key.append(name)
+        self.pointers[name] = pointer
+        if len(path) > 1:
+            self.projections[name] = path
 
     def _reserve(self, name: str) -> None:
         if name in RESERVED:
@@ -197,6 +223,7 @@ class TableShape:
         """A copy that later observations cannot change, for a commit running in another thread."""
         copy = TableShape.__new__(TableShape)
         copy.binding, copy.delta, copy.key = self.binding, self.delta, list(self.key)
+        copy.projections, copy.pointers = dict(self.projections), dict(self.pointers)
         copy.wide_ints, copy._check_wide = self.wide_ints, self._check_wide
         copy.columns = {n: replace(c) for n, c in self.columns.items()}
         copy._lower = dict(self._lower)
@@ -214,7 +241,8 @@ class TableShape:
     def observe(self, doc: dict[str, Any]) -> None:
         """Check a document against the shape, growing or widening it; raises LineProblem."""
         sig = (tuple(doc), tuple(map(type, doc.values())))
-        checks = self._ok.get(sig)
+        # A signature says nothing of nested values: with nested keys every document is looked at.
+        checks = None if self.projections else self._ok.get(sig)
         if checks is not None:
             try:
                 self._check_values(doc, checks)
@@ -235,7 +263,8 @@ class TableShape:
                 self.plans.clear()
             raise
         # A shape change clears the cache; this signature is now known to be fine.
-        self._ok[sig] = checks
+        if not self.projections:
+            self._ok[sig] = checks
 
     @staticmethod
     def _check_values(doc: dict[str, Any], checks: tuple[tuple[str, ValueCheck], ...]) -> None:
@@ -269,34 +298,43 @@ class TableShape:
         for name, value in doc.items():
             if value is None:
                 continue
-            vtype = type(value)
-            col = self.columns.get(name)
-            if col is None:
-                if name in RESERVED:
-                    raise LineProblem(f"property {name!r} collides with afterload's column")
-                inferred = _PY_TYPE.get(vtype, ColumnType.JSON)
-                check: ValueCheck | None = None
-                if inferred is ColumnType.BIGINT:
-                    check = _check_int64
-                    if not INT64_MIN <= value <= INT64_MAX:
-                        inferred, check = ColumnType.HUGEINT, self._check_wide
-                        try:
-                            check(value)
-                        except LineProblem as exc:
-                            raise LineProblem(f"/{_escape(name)} {exc.reason}") from None
-                self.add(name, inferred)
-                if check is not None:
-                    checks.append((name, check))
-                continue
-            try:
-                check = self._accept(col, value)
-            except LineProblem as exc:
-                if exc.reason.startswith("/"):
-                    raise
-                raise LineProblem(f"/{_escape(name)} {exc.reason}") from None
+            if name in self.projections:
+                raise LineProblem(
+                    f"property {name!r} would be the same column as key {self.pointers[name]}"
+                )
+            check = self._take(name, f"/{_escape(name)}", value)
             if check is not None:
                 checks.append((name, check))
+        for name, path in self.projections.items():
+            value = resolve(doc, path)
+            if value is not None:
+                self._take(name, self.pointers[name], value)  # checked here, never cached
         return tuple(checks)
+
+    def _take(self, name: str, pointer: str, value: Any) -> ValueCheck | None:
+        """Fit one value into its column, adding or widening it; the check its values need."""
+        col = self.columns.get(name)
+        if col is None:
+            if name in RESERVED:
+                raise LineProblem(f"property {name!r} collides with afterload's column")
+            inferred = _PY_TYPE.get(type(value), ColumnType.JSON)
+            check: ValueCheck | None = None
+            if inferred is ColumnType.BIGINT:
+                check = _check_int64
+                if not INT64_MIN <= value <= INT64_MAX:
+                    inferred, check = ColumnType.HUGEINT, self._check_wide
+                    try:
+                        check(value)
+                    except LineProblem as exc:
+                        raise LineProblem(f"{pointer} {exc.reason}") from None
+            self.add(name, inferred)
+            return check
+        try:
+            return self._accept(col, value)
+        except LineProblem as exc:
+            if exc.reason.startswith("/"):
+                raise
+            raise LineProblem(f"{pointer} {exc.reason}") from None
 
     def _accept(self, col: Column, value: Any) -> ValueCheck | None:
         """None if the value's type always fits; a per-value check if it fits by value."""
@@ -329,9 +367,9 @@ class TableShape:
                 return None
             if value.is_integer():
                 return _check_integral
+        pointer = self.pointers.get(col.name) or f"/{_escape(col.name)}"
         raise LineProblem(
-            f"/{_escape(col.name)} is {_JSON_NAMES.get(vtype, 'a value')} "
-            f"but its column is {ctype.value}"
+            f"{pointer} is {_JSON_NAMES.get(vtype, 'a value')} but its column is {ctype.value}"
         )
 
 
@@ -349,13 +387,23 @@ def _escape(name: str) -> str:
     return name.replace("~", "~0").replace("/", "~1")
 
 
-def _top_level(binding: str, pointer: str) -> str:
-    parts = pointer.split("/")[1:]
-    if len(parts) != 1:
-        raise SchemaError(
-            f"{binding}: key {pointer} is nested; keys must be top-level properties such as /id"
-        )
-    return parts[0].replace("~1", "/").replace("~0", "~")
+def pointer_tokens(pointer: str) -> tuple[str, ...]:
+    """A JSON pointer's property names, unescaped (RFC 6901: ``~1`` is ``/``, ``~0`` is ``~``)."""
+    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:])
+
+
+def projection_name(path: tuple[str, ...]) -> str:
+    """The column of a key: Estuary's projection name, the names joined by ``/`` (``a/b``)."""
+    return "/".join(path)
+
+
+def resolve(doc: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` through nested objects; None where there is none."""
+    for token in path:
+        if type(doc) is not dict:
+            return None
+        doc = doc.get(token)
+    return doc
 
 
 def column_type_for(spec: Mapping[str, Any]) -> ColumnType:

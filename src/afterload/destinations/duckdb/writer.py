@@ -30,10 +30,21 @@ class Writer(Catalog):
         return path
 
     def _select(self, stage: Path, shape: TableShape, names: list[str], longest: int) -> str:
-        structure = orjson.dumps({n: shape.columns[n].type.value for n in names}).decode()
+        """Each column as ``s[name]``: top-level properties from one ``json_transform``, a
+        nested key (``a/b``) by its JSON pointer, which DuckDB reads with its escapes."""
+        top = {n: shape.columns[n].type.value for n in names if n not in shape.projections}
+        fields = []
+        if top:
+            fields.append(f"json_transform(json, {literal(orjson.dumps(top).decode())})")
+        for n in names:
+            if n in shape.projections:
+                kind = literal(orjson.dumps(shape.columns[n].type.value).decode())
+                value = f"json_transform(json_extract(json, {literal(shape.pointers[n])}), {kind})"
+                fields.append(f"struct_pack({quote(n)} := {value})")
         size = max(16 << 20, longest + 1024)
+        struct = fields[0] if len(fields) == 1 else f"struct_concat({', '.join(fields)})"
         return (
-            f"SELECT json_transform(json, {literal(structure)}) AS s, json "
+            f"SELECT {struct} AS s, json "
             f"FROM read_json_objects({literal(str(stage))}, format='newline_delimited', "
             f"maximum_object_size={size})"
         )

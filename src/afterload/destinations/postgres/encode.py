@@ -9,7 +9,7 @@ from typing import Any
 
 from afterload.core import exactjson
 from afterload.core.exactjson import dumps
-from afterload.core.schema import ColumnType
+from afterload.core.schema import ColumnType, resolve
 from afterload.destinations.postgres.dialect import PG_TYPES, pointer
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -141,6 +141,15 @@ def encoder(prop: str, ctype: ColumnType) -> Encoder:  # noqa: C901
 
 
 Plan = list[tuple[str, Encoder]]
+Projections = dict[str, tuple[str, ...]]
+"""Nested key columns (``a/b``) and their paths: set on each parsed document before encoding."""
+
+
+def project(doc: dict[str, Any], projections: Projections) -> dict[str, Any]:
+    """Add each nested key's value under its column name (a parsed copy, never the raw text)."""
+    for name, path in projections.items():
+        doc[name] = resolve(doc, path)
+    return doc
 
 
 def _document_text(raw: bytes) -> str:
@@ -150,13 +159,17 @@ def _document_text(raw: bytes) -> str:
     return _escape(text)
 
 
-def encode_rows(lines: Iterable[bytes], plan: Plan, stamp: str) -> Iterator[bytes]:
+def encode_rows(
+    lines: Iterable[bytes], plan: Plan, stamp: str, projections: Projections | None = None
+) -> Iterator[bytes]:
     """COPY text for whole rows (the plan's columns, the document, the commit time), in chunks."""
     loads = exactjson.loads
     tail = "\t" + stamp
     rows: list[str] = []
     for raw in lines:
         doc = loads(raw)
+        if projections:
+            project(doc, projections)
         values = [_NULL if (v := doc.get(n)) is None else enc(v) for n, enc in plan]
         values.append(_document_text(raw))
         rows.append("\t".join(values) + tail)
@@ -169,11 +182,15 @@ def encode_rows(lines: Iterable[bytes], plan: Plan, stamp: str) -> Iterator[byte
         yield "\n".join(rows).encode()
 
 
-def encode_keys(lines: Iterable[bytes], plan: Plan) -> Iterator[bytes]:
+def encode_keys(
+    lines: Iterable[bytes], plan: Plan, projections: Projections | None = None
+) -> Iterator[bytes]:
     """COPY text for the keys of deleted documents; a key no column could hold is skipped."""
     rows: list[str] = []
     for raw in lines:
         doc = exactjson.loads(raw)
+        if projections:
+            project(doc, projections)
         try:
             values = [_NULL if (v := doc.get(n)) is None else enc(v) for n, enc in plan]
         except BadValue:

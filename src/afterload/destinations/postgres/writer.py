@@ -17,7 +17,14 @@ from afterload.destinations.base import (
 from afterload.destinations.postgres.catalog import Catalog, Table
 from afterload.destinations.postgres.connect import Cursor
 from afterload.destinations.postgres.dialect import PG_TYPES
-from afterload.destinations.postgres.encode import BadValue, Plan, encode_keys, encode_rows, encoder
+from afterload.destinations.postgres.encode import (
+    BadValue,
+    Plan,
+    encode_keys,
+    encode_rows,
+    encoder,
+    project,
+)
 from afterload.destinations.sql import quote
 
 log = logging.getLogger("afterload.postgres")
@@ -59,7 +66,7 @@ class Writer(Catalog):
             self._copy(
                 cur,
                 f"pg_temp._afterload_deletes ({key_cols})",
-                encode_keys(write.deletes, self._plan(table, shape, keys)),
+                encode_keys(write.deletes, self._plan(table, shape, keys), shape.projections),
             )
             cond = " AND ".join(
                 f"t.{quote(table.columns[k].physical)} = d.{quote(table.columns[k].physical)}"
@@ -82,14 +89,14 @@ class Writer(Catalog):
         )
         into = f"{table.qualified} ({target})"
         if shape.delta or not keys or created:
-            self._copy(cur, into, encode_rows(write.upserts, plan, stamp))
+            self._copy(cur, into, encode_rows(write.upserts, plan, stamp, shape.projections))
             return
         if table.name not in self._merge_only and self._all_new(cur, table, shape, write):
             # A backfill brings new keys: COPY straight in is about twice as fast as staging
             # and merging. Should a key exist after all, the savepoint undoes the attempt.
             cur.execute("SAVEPOINT afterload_append")
             try:
-                self._copy(cur, into, encode_rows(write.upserts, plan, stamp))
+                self._copy(cur, into, encode_rows(write.upserts, plan, stamp, shape.projections))
             except pgerrors.UniqueViolation:
                 cur.execute("ROLLBACK TO SAVEPOINT afterload_append")
                 self._merge_only.add(table.name)
@@ -101,7 +108,9 @@ class Writer(Catalog):
             f"CREATE TEMP TABLE pg_temp._afterload_rows (LIKE {table.qualified}) ON COMMIT DROP"
         )
         self._copy(
-            cur, f"pg_temp._afterload_rows ({target})", encode_rows(write.upserts, plan, stamp)
+            cur,
+            f"pg_temp._afterload_rows ({target})",
+            encode_rows(write.upserts, plan, stamp, shape.projections),
         )
         key_cols = ", ".join(quote(table.columns[k].physical) for k in keys)
         updates = ", ".join(
@@ -127,7 +136,7 @@ class Writer(Catalog):
         columns: list[list[str | None]] = [[] for _ in keys]
         plans = self._plan(table, shape, keys)
         for raw in write.upserts[:_PROBE_KEYS]:
-            doc = exactjson.loads(raw)
+            doc = project(exactjson.loads(raw), shape.projections)
             for values, (name, enc) in zip(columns, plans, strict=True):
                 value = doc.get(name)
                 # Plain text for the parameter: only strings would differ from COPY's form.
