@@ -88,7 +88,7 @@ def test_missing_null_and_float_nested_keys_are_bad_lines() -> None:
         with pytest.raises(LineProblem, match=reason):
             parser.parse(json.dumps(doc).encode())
     parser.parse(b'{"a": {"b": 7}}')
-    with pytest.raises(LineProblem, match="^/a/b is a string but its column is BIGINT"):
+    with pytest.raises(LineProblem, match=r"^/a/b is a string but its column is BIGINT"):
         parser.parse(b'{"a": {"b": "x"}}')
     with pytest.raises(LineProblem, match="same column as key /a/b"):
         parser.parse(b'{"a": {"b": 8}, "a/b": 1}')
