@@ -21,6 +21,7 @@ CORE_DATA = (
     "afterload.core.transaction",
     "afterload.core.checkpoint",
     "afterload.core.exactjson",
+    "afterload.core.pointers",
     "afterload.core.stopper",
     "afterload.core.committer",
 )

@@ -17,14 +17,8 @@ from hypothesis import strategies as st
 
 from afterload.config import load_config
 from afterload.core.documents import DocumentParser
-from afterload.core.schema import (
-    LineProblem,
-    SchemaError,
-    TableShape,
-    pointer_tokens,
-    projection_name,
-    resolve,
-)
+from afterload.core.pointers import pointer_tokens, projection_name, resolve
+from afterload.core.schema import LineProblem, SchemaError, TableShape
 from afterload.pipeline import materialize
 from tests.materialize_support import Warehouse, write_config, write_lines
 

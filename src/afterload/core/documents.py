@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 
 from afterload.core import exactjson
-from afterload.core.schema import INT64_MAX, INT64_MIN, LineProblem, TableShape, resolve
+from afterload.core.pointers import resolve
+from afterload.core.schema import INT64_MAX, INT64_MIN, LineProblem, TableShape
 from afterload.core.transaction import BindingChanges
 from afterload.errors import AfterloadError
 

@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from afterload.core.pointers import key_columns, resolve
 from afterload.errors import AfterloadError
 
 DOCUMENT_COLUMN = "flow_document"
@@ -163,37 +164,19 @@ class TableShape:
         """Filled by :meth:`plan`; read directly by the scan, which cannot afford a call."""
         self.version = 0
         """Bumped on every change, so a destination knows when to look at its DDL again."""
-        self.key: list[str] = []
-        self.projections: dict[str, tuple[str, ...]] = {}
-        """Nested key columns: the column (Estuary's projection name, ``a/b``) to its path."""
-        self.pointers: dict[str, str] = {}
-        """Each key column's JSON pointer, as the config wrote it."""
-        for pointer in key:
-            self._add_key(pointer)
+        try:
+            columns = key_columns(key)
+        except ValueError as exc:
+            raise SchemaError(f"{binding}: {exc}") from None
+        self.key = [name for name, _, _ in columns]
+        self.pointers = {name: pointer for name, pointer, _ in columns}
+        self.projections = {name: path for name, _, path in columns if len(path) > 1}
+        """Nested key columns (Estuary's projection name, ``a/b``) and their paths."""
+        self.nested = tuple(self.projections.items())
+        for name in self.key:
+            self._reserve(name)
 
     # -- building ---------------------------------------------------------------------------
-
-    def _add_key(self, pointer: str) -> None:
-        path = pointer_tokens(pointer)
-        name = projection_name(path)
-        self._reserve(name)
-        for other, other_pointer in self.pointers.items():
-            if other.lower() == name.lower():
-                raise SchemaError(
-                    f"{self.binding}: key {pointer} and key {other_pointer} would be the same "
-                    f"column {name!r} (column names ignore case)"
-                )
-            other_path = self.projections.get(other, (other,))
-            shorter, longer = sorted((path, other_path), key=len)
-            if longer[: len(shorter)] == shorter:
-                raise SchemaError(
-                    f"{self.binding}: key {pointer} and key {other_pointer} overlap; "
-                    "a key is a single value, so one cannot lie inside the other"
-                )
-        self.key.append(name)
-        self.pointers[name] = pointer
-        if len(path) > 1:
-            self.projections[name] = path
 
     def _reserve(self, name: str) -> None:
         if name in RESERVED:
@@ -224,6 +207,7 @@ class TableShape:
         copy = TableShape.__new__(TableShape)
         copy.binding, copy.delta, copy.key = self.binding, self.delta, list(self.key)
         copy.projections, copy.pointers = dict(self.projections), dict(self.pointers)
+        copy.nested = self.nested
         copy.wide_ints, copy._check_wide = self.wide_ints, self._check_wide
         copy.columns = {n: replace(c) for n, c in self.columns.items()}
         copy._lower = dict(self._lower)
@@ -241,12 +225,12 @@ class TableShape:
     def observe(self, doc: dict[str, Any]) -> None:
         """Check a document against the shape, growing or widening it; raises LineProblem."""
         sig = (tuple(doc), tuple(map(type, doc.values())))
-        # A signature says nothing of nested values: with nested keys every document is looked at.
-        checks = None if self.projections else self._ok.get(sig)
+        checks = self._ok.get(sig)
         if checks is not None:
             try:
                 self._check_values(doc, checks)
-                return
+                if all(_fits(self.columns.get(n), resolve(doc, p)) for n, p in self.nested):
+                    return
             except LineProblem:
                 pass  # the slow path decides: widen the column, or word the problem
         # A rejected document must leave no trace: its new properties must not become columns.
@@ -263,8 +247,7 @@ class TableShape:
                 self.plans.clear()
             raise
         # A shape change clears the cache; this signature is now known to be fine.
-        if not self.projections:
-            self._ok[sig] = checks
+        self._ok[sig] = checks
 
     @staticmethod
     def _check_values(doc: dict[str, Any], checks: tuple[tuple[str, ValueCheck], ...]) -> None:
@@ -299,9 +282,8 @@ class TableShape:
             if value is None:
                 continue
             if name in self.projections:
-                raise LineProblem(
-                    f"property {name!r} would be the same column as key {self.pointers[name]}"
-                )
+                key = self.pointers[name]
+                raise LineProblem(f"property {name!r} would be the same column as key {key}")
             check = self._take(name, f"/{_escape(name)}", value)
             if check is not None:
                 checks.append((name, check))
@@ -314,27 +296,24 @@ class TableShape:
     def _take(self, name: str, pointer: str, value: Any) -> ValueCheck | None:
         """Fit one value into its column, adding or widening it; the check its values need."""
         col = self.columns.get(name)
-        if col is None:
-            if name in RESERVED:
-                raise LineProblem(f"property {name!r} collides with afterload's column")
-            inferred = _PY_TYPE.get(type(value), ColumnType.JSON)
-            check: ValueCheck | None = None
-            if inferred is ColumnType.BIGINT:
-                check = _check_int64
-                if not INT64_MIN <= value <= INT64_MAX:
-                    inferred, check = ColumnType.HUGEINT, self._check_wide
-                    try:
-                        check(value)
-                    except LineProblem as exc:
-                        raise LineProblem(f"{pointer} {exc.reason}") from None
-            self.add(name, inferred)
-            return check
-        try:
-            return self._accept(col, value)
-        except LineProblem as exc:
-            if exc.reason.startswith("/"):
-                raise
-            raise LineProblem(f"{pointer} {exc.reason}") from None
+        if col is not None:
+            try:
+                return self._accept(col, value)
+            except LineProblem as exc:
+                problem = exc if exc.reason.startswith("/") else LineProblem(f"{pointer} {exc}")
+                raise problem from None
+        if name in RESERVED:
+            raise LineProblem(f"property {name!r} collides with afterload's column")
+        inferred = _PY_TYPE.get(type(value), ColumnType.JSON)
+        check: ValueCheck | None = _check_int64 if inferred is ColumnType.BIGINT else None
+        if inferred is ColumnType.BIGINT and not INT64_MIN <= value <= INT64_MAX:
+            inferred, check = ColumnType.HUGEINT, self._check_wide
+            try:
+                check(value)
+            except LineProblem as exc:
+                raise LineProblem(f"{pointer} {exc.reason}") from None
+        self.add(name, inferred)
+        return check
 
     def _accept(self, col: Column, value: Any) -> ValueCheck | None:
         """None if the value's type always fits; a per-value check if it fits by value."""
@@ -373,6 +352,15 @@ class TableShape:
         )
 
 
+def _fits(col: Column | None, value: Any) -> bool:
+    """Whether a nested key's value fits its column as it is (a signature says nothing of it)."""
+    if value is None or col is None or col.type in (ColumnType.HUGEINT, ColumnType.DOUBLE):
+        return value is None
+    return type(value) in _ACCEPTS[col.type] and (
+        col.type is not ColumnType.BIGINT or INT64_MIN <= value <= INT64_MAX
+    )
+
+
 def _check_integral(value: Any) -> None:
     if type(value) is float and not value.is_integer():
         raise LineProblem(f"{value!r} is not an integer but its column is BIGINT")
@@ -385,25 +373,6 @@ def _check_integral(value: Any) -> None:
 
 def _escape(name: str) -> str:
     return name.replace("~", "~0").replace("/", "~1")
-
-
-def pointer_tokens(pointer: str) -> tuple[str, ...]:
-    """A JSON pointer's property names, unescaped (RFC 6901: ``~1`` is ``/``, ``~0`` is ``~``)."""
-    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:])
-
-
-def projection_name(path: tuple[str, ...]) -> str:
-    """The column of a key: Estuary's projection name, the names joined by ``/`` (``a/b``)."""
-    return "/".join(path)
-
-
-def resolve(doc: Any, path: tuple[str, ...]) -> Any:
-    """The value at ``path`` through nested objects; None where there is none."""
-    for token in path:
-        if type(doc) is not dict:
-            return None
-        doc = doc.get(token)
-    return doc
 
 
 def column_type_for(spec: Mapping[str, Any]) -> ColumnType:

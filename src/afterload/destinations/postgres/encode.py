@@ -9,7 +9,8 @@ from typing import Any
 
 from afterload.core import exactjson
 from afterload.core.exactjson import dumps
-from afterload.core.schema import ColumnType, resolve
+from afterload.core.pointers import resolve
+from afterload.core.schema import ColumnType
 from afterload.destinations.postgres.dialect import PG_TYPES, pointer
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
