@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from afterload.core.checkpoint import Checkpoint
 from afterload.core.documents import DocumentError, DocumentParser
-from afterload.core.schema import LineProblem, TableShape, shape_from_json_schema
+from afterload.core.jsonschema import shape_from_json_schema
+from afterload.core.schema import LineProblem, TableShape
 from afterload.core.transaction import BindingChanges
 from afterload.destinations.base import DestinationError, Recovered, TableWrite
 from afterload.ndjson.driver import NdjsonDriver

@@ -8,13 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from afterload.core.schema import (
-    ColumnType,
-    LineProblem,
-    SchemaError,
-    TableShape,
-    shape_from_json_schema,
-)
+from afterload.core.jsonschema import shape_from_json_schema
+from afterload.core.schema import ColumnType, LineProblem, SchemaError, TableShape
 
 T = ColumnType
 

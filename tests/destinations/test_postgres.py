@@ -28,7 +28,8 @@ import yaml
 
 from afterload.config import load_config
 from afterload.core.checkpoint import BindingCheckpoint, Checkpoint, FilePosition
-from afterload.core.schema import ColumnType, TableShape, shape_from_json_schema
+from afterload.core.jsonschema import shape_from_json_schema
+from afterload.core.schema import ColumnType, TableShape
 from afterload.destinations.base import (
     DestinationError,
     LockedError,

@@ -11,14 +11,8 @@ from dataclasses import dataclass
 
 from afterload.core.checkpoint import BindingCheckpoint, Checkpoint
 from afterload.core.documents import DocumentParser
-from afterload.core.schema import (
-    ColumnType,
-    LineProblem,
-    SchemaError,
-    TableShape,
-    load_json_schema,
-    shape_from_json_schema,
-)
+from afterload.core.jsonschema import load_json_schema, shape_from_json_schema
+from afterload.core.schema import ColumnType, LineProblem, SchemaError, TableShape
 from afterload.destinations.base import Destination
 from afterload.errors import ConfigError
 from afterload.ndjson.config import Binding, LoadedNdjson

@@ -7,7 +7,8 @@ what ``run`` accepts. Each problem is ``file:line: key.path: what is wrong``.
 
 from __future__ import annotations
 
-from afterload.core.schema import SchemaError, TableShape, load_json_schema, shape_from_json_schema
+from afterload.core.jsonschema import load_json_schema, shape_from_json_schema
+from afterload.core.schema import SchemaError, TableShape
 from afterload.ndjson.config import Binding, LoadedNdjson
 from afterload.writability import writability
 
