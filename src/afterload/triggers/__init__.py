@@ -1,0 +1,1 @@
+"""What happens after a commit: one package per trigger kind."""

@@ -1,0 +1,1 @@
+"""The dbt Cloud job trigger."""
