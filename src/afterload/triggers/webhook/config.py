@@ -19,9 +19,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
     SecretStr,
+    Tag,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -180,6 +182,18 @@ class WebhookTrigger(_Strict):
         return f"{parts.scheme}://{host}{port}"
 
 
+def _shape(value: Any) -> str:
+    return "map" if isinstance(value, dict) else "list"
+
+
+#: Estuary's two forms. The tag keeps errors to the form given; it shows in an error's
+#: location as ``list`` or ``map`` (the loader drops it).
+TriggerList = Annotated[
+    Annotated[list[WebhookTrigger], Tag("list")] | Annotated[dict[str, WebhookTrigger], Tag("map")],
+    Discriminator(_shape),
+]
+
+
 class WebhookTriggers(_Strict):
     """Estuary's ``triggers`` block: webhooks fired after commits that stored documents."""
 
@@ -189,7 +203,7 @@ class WebhookTriggers(_Strict):
         "commits collapses into one delivery covering the span. Unset: after every commit.",
         json_schema_extra={"examples": ["30m", "1h", "90s"]},
     )
-    config: list[WebhookTrigger] | dict[str, WebhookTrigger] = Field(
+    config: TriggerList = Field(
         description="The webhooks: a list (Estuary's documented form) or a map from a name "
         "to a webhook (the form of Estuary's newer runtime)."
     )
