@@ -11,7 +11,8 @@ import pytest
 
 from afterload.core.schema import ColumnType, TableShape
 from afterload.destinations.base import FencedError, LockedError, TableWrite
-from afterload.destinations.duckdb import DuckDBDestination, DuckDBStatus
+from afterload.destinations.duckdb.destination import DuckDBDestination
+from afterload.destinations.duckdb.status import DuckDBStatus
 from tests.materialize_support import rows
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -28,7 +28,6 @@ import yaml
 
 from afterload.config import load_config
 from afterload.core.schema import ColumnType, TableShape, shape_from_json_schema
-from afterload.destinations import postgres as pgmod
 from afterload.destinations.base import (
     DestinationError,
     FencedError,
@@ -37,12 +36,11 @@ from afterload.destinations.base import (
     TableWrite,
 )
 from afterload.destinations.config import PostgresConfig
-from afterload.destinations.postgres import (
-    ConnectSettings,
-    PostgresDestination,
-    PostgresStatus,
-    pg_identifier,
-)
+from afterload.destinations.postgres import writer as pgwriter
+from afterload.destinations.postgres.connect import ConnectSettings
+from afterload.destinations.postgres.destination import PostgresDestination
+from afterload.destinations.postgres.dialect import pg_identifier
+from afterload.destinations.postgres.status import PostgresStatus
 from afterload.ndjson.driver import NdjsonDriver
 
 DSN = os.environ.get("AFTERLOAD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -345,7 +343,7 @@ def test_keys_meeting_existing_rows_after_the_probe_are_merged(
     schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With no key probed, the straight COPY is tried, meets the primary key, and is undone.
-    monkeypatch.setattr(pgmod, "_PROBE_KEYS", 0)
+    monkeypatch.setattr(pgwriter, "_PROBE_KEYS", 0)
     dest = destination(schema)
     dest.open("shop")
     shape = TableShape("t", ["/id", "/k"], delta=False)
