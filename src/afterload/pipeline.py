@@ -21,6 +21,7 @@ from afterload.ndjson.progress import Progress
 from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
 from afterload.triggers.runner import TriggerThread
+from afterload.triggers.webhook.runner import WebhookRunner
 
 log = logging.getLogger("afterload.run")
 
@@ -57,6 +58,18 @@ def trigger_actions(loaded: LoadedConfig, *, clock: Clock | None = None) -> list
     return actions
 
 
+def webhook_runners(loaded: LoadedConfig, *, clock: Clock | None = None) -> list[WebhookRunner]:
+    """One runner per webhook of the config's ``triggers:`` block."""
+    block = loaded.config.triggers
+    if block is None:
+        return []
+    interval = block.interval.total_seconds() if block.interval is not None else 0.0
+    return [
+        WebhookRunner(name, hook, interval=interval, materialization=loaded.name, clock=clock)
+        for name, hook in block.named().items()
+    ]
+
+
 def materialize(
     loaded: LoadedConfig,
     *,
@@ -70,7 +83,10 @@ def materialize(
     """Run the materialization: ``once`` reads what is there and returns; otherwise follow the
     sources until ``stopper`` is asked to stop. Raises :class:`afterload.AfterloadError`."""
     actions = trigger_actions(loaded, clock=clock)
-    triggers = TriggerThread(actions, clock=clock) if actions else None
+    webhooks = webhook_runners(loaded, clock=clock)
+    triggers = None
+    if actions or webhooks:
+        triggers = TriggerThread(actions, clock=clock, background=webhooks)
     destination: Destination | None = None
     driver: NdjsonDriver | None = None
     try:
@@ -81,6 +97,9 @@ def materialize(
         if triggers is not None:
             notify = triggers.notify_commit
             core.listeners.append(lambda commit: notify(commit.documents))
+        for webhook in webhooks:
+            core.state_sources.append(webhook)
+            core.listeners.append(webhook.on_commit)
         driver = NdjsonDriver(loaded, core, stopper=stopper, progress=progress)
         driver.open()
         if once:
@@ -107,11 +126,19 @@ def _once(
     timeout: float | None,
 ) -> Report:
     stored = driver.run_once()
+    if triggers is not None and triggers.background:
+        # Webhooks deliver what is due (a window an earlier run left pending too), and the
+        # outcome is committed with the checkpoint, so the next run does not send it again.
+        triggers.deliver_due()
+        driver.record_trigger_states()
     driver.close()
     if triggers is None:
         return _report(core, driver, None)
     if not stored:
-        log.info("no documents were committed; the dbt job is not triggered")
+        if triggers.actions:
+            log.info("no documents were committed; the dbt job is not triggered")
+        return _report(core, driver, triggers)
+    if not triggers.actions:
         return _report(core, driver, triggers)
     outcomes = triggers.fire_now()
     waited = None
@@ -132,6 +159,8 @@ def _report(
     fires: list[FireOutcome] = []
     for trigger in triggers.triggers if triggers is not None else ():
         fires.extend(trigger.outcomes)
+    for other in triggers.background if triggers is not None else ():
+        fires.extend(getattr(other, "outcomes", ()))
     return Report(
         documents=core.documents,
         rows=core.rows,

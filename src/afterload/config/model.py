@@ -11,6 +11,7 @@ from afterload.fields import Strict
 from afterload.ndjson.config import Binding, TransactionLimits
 from afterload.ndjson.sync_schedule import SyncSchedule
 from afterload.triggers.dbt_cloud.config import DbtJobTrigger
+from afterload.triggers.webhook.config import WebhookTriggers
 
 
 class Config(Strict):
@@ -28,6 +29,11 @@ class Config(Strict):
     transaction: TransactionLimits = Field(default_factory=TransactionLimits)
     dbt_job_trigger: DbtJobTrigger | None = Field(
         default=None, description="Optional: the dbt Cloud job to trigger after commits."
+    )
+    triggers: WebhookTriggers | None = Field(
+        default=None,
+        description="Optional: Estuary's Materialization Triggers, webhooks called after "
+        "commits that stored documents.",
     )
 
 
