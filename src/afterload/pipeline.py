@@ -52,10 +52,11 @@ class Report:
 
 def trigger_actions(loaded: LoadedConfig, *, clock: Clock | None = None) -> list[TriggerAction]:
     """The config's trigger kinds, each with its one client for the whole run."""
-    actions: list[TriggerAction] = []
-    if loaded.config.dbt_job_trigger is not None:
-        actions.append(DbtCloudAction(loaded.config.dbt_job_trigger, clock=clock))
-    return actions
+    tables = [binding.table for binding in loaded.config.bindings]
+    return [
+        DbtCloudAction(settings, clock=clock, tables=tables)
+        for settings in loaded.config.dbt_jobs()
+    ]
 
 
 def webhook_runners(loaded: LoadedConfig, *, clock: Clock | None = None) -> list[WebhookRunner]:
@@ -94,6 +95,9 @@ def materialize(
         if triggers is not None:
             triggers.check_access()
         core = Materializer(destination, loaded.name, clock=clock)
+        for action in actions:
+            if isinstance(action, DbtCloudAction):  # tables first: the schedule counts next
+                core.listeners.append(action.on_commit)
         if triggers is not None:
             notify = triggers.notify_commit
             core.listeners.append(lambda commit: notify(commit.documents))

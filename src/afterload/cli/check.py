@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import typer
+from rich.console import Console
 
 from afterload.cli.app import ConfigArg, app, fail, out
 from afterload.config.load import load_config
 from afterload.destinations.factory import probe_destination
 from afterload.errors import AfterloadError, ConfigError
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
+from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 
 
 @app.command()
@@ -31,10 +33,17 @@ def check(config: ConfigArg) -> None:
             failed = True
         else:
             out.print(f"[green]✓[/green] destination: {found}", soft_wrap=True, highlight=False)
-    settings = loaded.config.dbt_job_trigger
-    if settings is None:
+    jobs = loaded.config.dbt_jobs()
+    if not jobs:
         out.print("[green]✓[/green] no dbt_job_trigger block: no job will be triggered")
         raise typer.Exit(1 if failed else 0)
+    for settings in jobs:
+        failed = not _reach_job(settings, out) or failed
+    raise typer.Exit(1 if failed else 0)
+
+
+def _reach_job(settings: DbtJobTrigger, out: Console) -> bool:
+    """One ✓/✗ line for one job; False when it is not usable."""
 
     async def reach() -> str:
         action = DbtCloudAction(settings)
@@ -47,6 +56,6 @@ def check(config: ConfigArg) -> None:
         found = asyncio.run(reach())
     except AfterloadError as exc:
         out.print(f"[red]✗[/red] dbt Cloud job {settings.job_id}: {exc}", soft_wrap=True)
-        raise typer.Exit(1) from None
+        return False
     out.print(f"[green]✓[/green] {found}", soft_wrap=True)
-    raise typer.Exit(1 if failed else 0)
+    return True

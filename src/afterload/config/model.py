@@ -30,11 +30,21 @@ class Config(Strict):
     dbt_job_trigger: DbtJobTrigger | None = Field(
         default=None, description="Optional: the dbt Cloud job to trigger after commits."
     )
+    dbt_job_triggers: list[DbtJobTrigger] = Field(
+        default_factory=list,
+        description="More dbt Cloud jobs to trigger, each with its own mode, interval and "
+        "options (dbt_job_trigger stays the original connector's single block).",
+    )
     triggers: WebhookTriggers | None = Field(
         default=None,
         description="Optional: Estuary's Materialization Triggers, webhooks called after "
         "commits that stored documents.",
     )
+
+    def dbt_jobs(self) -> list[DbtJobTrigger]:
+        """Every dbt Cloud job to trigger: ``dbt_job_trigger`` first, then ``dbt_job_triggers``."""
+        first = [self.dbt_job_trigger] if self.dbt_job_trigger is not None else []
+        return first + list(self.dbt_job_triggers)
 
 
 def json_schema() -> dict[str, Any]:

@@ -37,10 +37,8 @@ SpecInt = Annotated[int, BeforeValidator(_integer)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
-class RunOptions(BaseModel):
-    """Options passed verbatim in the body of ``POST …/jobs/{id}/run/``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class RunOptionFields(BaseModel):
+    """The options as fields, so ``dbt_job_trigger`` takes them flat, as dbt names them."""
 
     git_branch: NonEmpty | None = Field(
         default=None, description="The git branch to check out before running."
@@ -81,6 +79,18 @@ class RunOptions(BaseModel):
             if step.split(maxsplit=1)[:1] != ["dbt"]:
                 raise ValueError(f"step {index + 1} is not a dbt command (it must start with dbt)")
         return value
+
+    def run_options(self) -> RunOptions:
+        """The options that are set, as their own model."""
+        return RunOptions.model_validate(
+            {name: getattr(self, name) for name in RunOptionFields.model_fields}
+        )
+
+
+class RunOptions(RunOptionFields):
+    """Options passed verbatim in the body of ``POST …/jobs/{id}/run/``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @property
     def empty(self) -> bool:
