@@ -17,6 +17,7 @@ CORE_DATA = (
     "afterload.core.exactjson",
     "afterload.core.stopper",
     "afterload.core.committer",
+    "afterload.core.trigger_state",
 )
 DESTINATION_API = ("afterload.destinations.base",)
 
@@ -34,6 +35,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "afterload.ndjson.config",
         "afterload.ndjson.sync_schedule",
         "afterload.triggers.dbt_cloud.config",
+        "afterload.triggers.webhook.config",
     ),
     "afterload.pipeline": ("afterload",),
     "afterload.demo": ("afterload",),

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from afterload.clock import Clock
-from afterload.core.materializer import Commit
 from afterload.triggers.base import FireOutcome, RunEnd
+from afterload.triggers.commits import CommitFacts
 from afterload.triggers.dbt_cloud.client import DbtCloudClient, RetryPolicy
 from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 from afterload.triggers.dbt_cloud.errors import DbtCloudError
@@ -105,7 +105,7 @@ class DbtCloudAction:
         s = self.settings
         return f"DbtCloudAction(job {s.job_id} in account {s.account_id}, mode={s.mode})"
 
-    def on_commit(self, commit: Commit) -> None:
+    def on_commit(self, commit: CommitFacts) -> None:
         """The listener: note the tables that received data (O(1), any thread)."""
         if commit.tables:
             with self._lock:

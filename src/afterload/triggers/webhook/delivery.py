@@ -132,6 +132,16 @@ def _excerpt(response: httpx.Response, secrets: list[str]) -> str:
     return f": {text[:160]}" if text else ""
 
 
+def _answer(response: httpx.Response, secrets: list[str]) -> tuple[int, str, float | None]:
+    """Status, words for a log line, and the server's ``Retry-After`` of one answer."""
+    status = response.status_code
+    reason = response.reason_phrase or ""
+    detail = f"answered {status} {reason}".rstrip() + _excerpt(response, secrets)
+    if 300 <= status < 400:
+        detail += " (redirects are not followed: set url to the final address)"
+    return status, detail, parse_retry_after(response.headers.get("Retry-After"))
+
+
 async def deliver(
     name: str,
     trigger: WebhookTrigger,
@@ -189,12 +199,7 @@ async def deliver(
                 except httpx.TransportError as exc:
                     status, detail = NO_ANSWER, _describe(exc, timeout)
                 else:
-                    status = response.status_code
-                    reason = response.reason_phrase or ""
-                    detail = f"answered {status} {reason}".rstrip() + _excerpt(response, secrets)
-                    if 300 <= status < 400:
-                        detail += " (redirects are not followed: set url to the final address)"
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    status, detail, retry_after = _answer(response, secrets)
                 verdict = decide(
                     status,
                     attempt=attempts,

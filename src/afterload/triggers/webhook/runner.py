@@ -30,9 +30,8 @@ from pydantic import JsonValue, ValidationError
 
 from afterload import __version__
 from afterload.clock import Clock, SystemClock
-from afterload.core.materializer import Commit
-from afterload.core.trigger_state import CommitStamp
 from afterload.triggers.base import FireOutcome
+from afterload.triggers.commits import CommitFacts
 from afterload.triggers.webhook.config import WebhookTrigger
 from afterload.triggers.webhook.delivery import DeliveryResult, RetryPolicy, deliver, make_client
 from afterload.triggers.webhook.schedule import PendingState, WebhookSchedule
@@ -110,7 +109,7 @@ class WebhookRunner:
             pending = [w.describe() for w in (state.sealed, state.open) if w is not None]
             log.info("%s: %s committed earlier still to deliver", self.label, ", ".join(pending))
 
-    def states(self, upcoming: CommitStamp) -> dict[str, JsonValue]:
+    def states(self, upcoming: CommitFacts) -> dict[str, JsonValue]:
         with self._lock:
             self._changed = False
             sealed, open_ = self.schedule.sealed, self.schedule.open
@@ -122,11 +121,9 @@ class WebhookRunner:
         state = PendingState(sealed=sealed, open=open_)
         return {self.key: state.model_dump(mode="json")}
 
-    def on_commit(self, commit: Commit) -> None:
+    def on_commit(self, commit: CommitFacts) -> None:
         """The listener: a commit stood; its window joins the open one. Returns at once."""
-        if commit.documents <= 0 or not commit.tables or commit.published_at is None:
-            return
-        window = self._window(CommitStamp(commit.sequence, commit.tables, commit.published_at))
+        window = self._window(commit)
         if window is None:
             return
         with self._lock:
@@ -138,8 +135,8 @@ class WebhookRunner:
             return self._changed
 
     @staticmethod
-    def _window(stamp: CommitStamp) -> Window | None:
-        if not stamp.tables:
+    def _window(stamp: CommitFacts) -> Window | None:
+        if not stamp.tables or stamp.published_at is None:
             return None
         return Window.of_commit(
             stamp.sequence,

@@ -22,7 +22,7 @@ from afterload.triggers.dbt_cloud.emulator.settings import EmulatorSettings
 from tests.conftest import ACCOUNT, API_KEY, FAST_RETRY, JOB
 from tests.materialize_support import write_config, write_lines
 
-OPTIONS = {
+OPTIONS: dict[str, Any] = {
     "git_branch": "release/2.0",
     "git_sha": "0123abcd",
     "schema_override": "analytics_ci",
