@@ -19,6 +19,7 @@ from afterload.triggers.dbt_cloud.client import DbtCloudClient
 from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 from afterload.triggers.dbt_cloud.emulator import DbtCloudEmulator, EmulatorServer
 from afterload.triggers.dbt_cloud.emulator.settings import EmulatorSettings
+from afterload.triggers.dbt_cloud.errors import DbtCloudError
 from tests.conftest import ACCOUNT, API_KEY, FAST_RETRY, JOB
 from tests.materialize_support import write_config, write_lines
 
@@ -234,3 +235,18 @@ def test_conflicting_options_are_one_line_config_errors(extra: dict[str, Any], s
     message = str(caught.value)
     assert says in message and "afterload.yaml:" in message
     assert "dbtc_secret_value" not in message and "Traceback" not in message
+
+
+async def test_the_emulator_refuses_options_of_the_wrong_type(
+    server: EmulatorServer, emulator: DbtCloudEmulator
+) -> None:
+    settings = settings_for(server)
+    async with DbtCloudClient(settings.target(), retry=FAST_RETRY) as client:
+        with pytest.raises(DbtCloudError) as caught:
+            await client.trigger_run("c", {"threads_override": "8", "steps_override": "dbt run"})
+    message = str(caught.value)
+    assert "threads_override: A valid integer is required." in message
+    assert "steps_override: Expected a list" in message
+    assert emulator.runs == []
+    [refused] = posts(emulator, "/run/")
+    assert refused["status"] == 400

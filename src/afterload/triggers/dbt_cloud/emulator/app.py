@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from afterload.triggers.dbt_cloud.emulator.options import OVERRIDES, option_errors
 from afterload.triggers.dbt_cloud.emulator.runs import (
     EmulatedRun,
     finish_time,
@@ -49,22 +50,6 @@ from afterload.triggers.dbt_cloud.emulator.wire import (
     token_ok,
 )
 
-#: Optional trigger-body fields that dbt echoes back in ``run.trigger``.
-_OVERRIDES = (
-    "git_branch",
-    "git_sha",
-    "azure_pull_request_id",
-    "github_pull_request_id",
-    "gitlab_merge_request_id",
-    "non_native_pull_request_id",
-    "schema_override",
-    "dbt_version_override",
-    "threads_override",
-    "target_name_override",
-    "generate_docs_override",
-    "timeout_seconds_override",
-    "steps_override",
-)
 _FIRST_TRIGGER_ID = 80_000_000_000_001
 
 Handler = Callable[[Request, int], Awaitable[Response]]
@@ -294,8 +279,10 @@ class DbtCloudEmulator:
             return envelope(400, INVALID, {"cause": ["This field is required."]})
         if not isinstance(cause, str):
             return envelope(400, INVALID, {"cause": ["Not a valid string."]})
+        if errors := option_errors(body):
+            return envelope(400, INVALID, errors)
         with self._lock:
-            trigger = {name: body.get(name) for name in _OVERRIDES}
+            trigger = {name: body.get(name) for name in OVERRIDES}
             return self._create(request, account_id, job_id, cause, trigger)
 
     async def _rerun(self, request: Request, account_id: int) -> Response:
@@ -309,7 +296,7 @@ class DbtCloudEmulator:
             mine = [r for r in self._runs.values() if r.job_id == job_id]
             newest = max(mine, key=lambda r: r.id) if mine else None
             failed = newest is not None and run_status(newest, now, self._settings) == ERROR
-            extra: dict[str, Any] = {name: None for name in _OVERRIDES}
+            extra: dict[str, Any] = {name: None for name in OVERRIDES}
             extra["rerun_of"] = newest.id if failed and newest is not None else None
             cause = newest.trigger.get("cause") if newest is not None else None
             cause = cause if isinstance(cause, str) else "Rerun from the API"
