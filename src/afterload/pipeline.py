@@ -95,15 +95,7 @@ def materialize(
         if triggers is not None:
             triggers.check_access()
         core = Materializer(destination, loaded.name, clock=clock)
-        for action in actions:
-            if isinstance(action, DbtCloudAction):  # tables first: the schedule counts next
-                core.listeners.append(action.on_commit)
-        if triggers is not None:
-            notify = triggers.notify_commit
-            core.listeners.append(lambda commit: notify(commit.documents))
-        for webhook in webhooks:
-            core.state_sources.append(webhook)
-            core.listeners.append(webhook.on_commit)
+        _listen(core, actions, triggers, webhooks)
         driver = NdjsonDriver(loaded, core, stopper=stopper, progress=progress)
         driver.open()
         if once:
@@ -111,6 +103,7 @@ def materialize(
         if triggers is not None:
             triggers.start(initial_fire=True)
         driver.run_follow()
+        _stop_webhooks(driver, triggers)
         return _report(core, driver, triggers)
     finally:
         if driver is not None:
@@ -119,6 +112,32 @@ def materialize(
             destination.close()
         if triggers is not None:
             triggers.close()
+
+
+def _listen(
+    core: Materializer,
+    actions: list[TriggerAction],
+    triggers: TriggerThread | None,
+    webhooks: list[WebhookRunner],
+) -> None:
+    """Hook the triggers to the core: listeners after each commit, webhooks' state into it."""
+    for action in actions:
+        if isinstance(action, DbtCloudAction):  # tables first: the schedule counts next
+            core.listeners.append(action.on_commit)
+    if triggers is not None:
+        notify = triggers.notify_commit
+        core.listeners.append(lambda commit: notify(commit.documents))
+    for webhook in webhooks:
+        core.state_sources.append(webhook)
+        core.listeners.append(webhook.on_commit)
+
+
+def _stop_webhooks(driver: NdjsonDriver, triggers: TriggerThread | None) -> None:
+    """A clean stop records the deliveries that ended, so the next start does not send them
+    again (after a SIGKILL it may: delivery is at least once)."""
+    if triggers is not None and triggers.background:
+        triggers.stop_background()
+        driver.record_trigger_states()
 
 
 def _once(

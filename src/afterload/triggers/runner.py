@@ -252,6 +252,15 @@ class TriggerThread:
 
         return self.call(deliver_all())
 
+    def stop_background(self, grace: float = 10.0) -> None:
+        """Stop the background triggers (a delivery in flight gets ``grace`` seconds)."""
+
+        async def stop_all() -> None:
+            for other in self.background:
+                await other.stop(grace)
+
+        self.call(stop_all(), timeout=grace * max(1, len(self.background)) + 5)
+
     def close(self, grace: float = 10.0) -> None:
         """Stop the triggers (a request in flight gets ``grace`` seconds), close the actions."""
 

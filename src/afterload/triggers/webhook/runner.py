@@ -126,8 +126,12 @@ class WebhookRunner:
         window = self._window(commit)
         if window is None:
             return
-        with self._lock:
-            self.schedule.commit(self.clock.monotonic(), window)
+        try:
+            with self._lock:
+                self.schedule.commit(self.clock.monotonic(), window)
+        except ValueError as exc:  # a bug here must never fail the commit that stood
+            log.error("%s: %s is not delivered (%s)", self.label, window.describe(), exc)
+            return
         self._poke()
 
     def changed(self) -> bool:
@@ -182,7 +186,7 @@ class WebhookRunner:
             if self._task is not None:
                 await self._wait_task(self._task, grace)
         finally:
-            if self._own_client:
+            if self._own_client and not self.client.is_closed:
                 await self.client.aclose()
 
     async def _wait_task(self, task: asyncio.Task[None], grace: float) -> None:
