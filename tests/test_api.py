@@ -46,6 +46,8 @@ def test_the_readme_example_runs_and_prints_only_what_it_prints(
         [{"id": 1, "amount": 12.5}, {"id": 2, "amount": 7}, {"id": 1, "_meta": {"op": "d"}}],
     )
     monkeypatch.chdir(tmp_path)
+    # A fresh host program: no logging configured (earlier tests may have set some up).
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         exec(compile(readme_example(), "README.md", "exec"), {})
