@@ -166,7 +166,7 @@ def test_pending_window_survives_sigkill_of_a_real_run(tmp_path: Path, receiver:
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: len(receiver.requests) >= 2, 30, "the pending window's delivery")
-        time.sleep(0.5)  # …and nothing more
+        time.sleep(0.2)  # …and nothing more; the clean stop records the delivery
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     finally:
