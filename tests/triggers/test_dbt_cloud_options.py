@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from afterload.clock import FakeClock
 from afterload.config.load import parse_config
 from afterload.core.materializer import Commit
 from afterload.errors import ConfigError
@@ -20,7 +21,8 @@ from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 from afterload.triggers.dbt_cloud.emulator import DbtCloudEmulator, EmulatorServer
 from afterload.triggers.dbt_cloud.emulator.settings import EmulatorSettings
 from afterload.triggers.dbt_cloud.errors import DbtCloudError
-from tests.conftest import ACCOUNT, API_KEY, FAST_RETRY, JOB
+from afterload.triggers.runner import JobTrigger
+from tests.conftest import ACCOUNT, API_KEY, FAST_RETRY, JOB, until
 from tests.materialize_support import write_config, write_lines
 
 OPTIONS: dict[str, Any] = {
@@ -116,6 +118,7 @@ async def test_rerun_failed_reruns_only_a_failed_run_afterload_started(
             # Afterload's own run failed and is the job's newest: rerun from the failure.
             second = await fire(action)
             assert "reran failed run" in second.message
+            assert not second.covers and first.covers  # newer data waits for a full run
             assert len(posts(emulator, "/rerun/")) == 1
             [run] = [r for r in emulator.runs if r["id"] == second.run_id]
             assert run["trigger"]["rerun_of"] == first.run_id
@@ -250,3 +253,29 @@ async def test_the_emulator_refuses_options_of_the_wrong_type(
     assert emulator.runs == []
     [refused] = posts(emulator, "/run/")
     assert refused["status"] == 400
+
+
+async def test_after_a_rerun_newer_data_stays_pending_for_a_full_run(
+    failing: tuple[DbtCloudEmulator, EmulatorServer],
+) -> None:
+    """A rerun rebuilds only what failed: data committed since is not covered by it."""
+    _, server = failing
+    settings = settings_for(server, rerun_failed=True)
+    clock = FakeClock()
+    client = DbtCloudClient(settings.target(), retry=FAST_RETRY, clock=clock)
+    trig = JobTrigger(DbtCloudAction(settings, client=client), clock=clock)
+    await trig.start(initial_fire=False)
+    try:
+        trig.notify_commit(1)
+        await until(lambda: len(trig.outcomes) == 1)
+        first = trig.outcomes[0]
+        assert first.started and first.covers and not trig.core.pending
+        async with DbtCloudClient(settings.target(), retry=FAST_RETRY) as watcher:
+            assert (await watcher.wait_for_run(first.run_id or 0, 20, poll=0.1)).status == 20
+        trig.notify_commit(1)
+        await until(lambda: len(trig.outcomes) == 2)
+        assert "reran failed run" in trig.outcomes[1].message
+        assert trig.core.pending  # tried again later: a full run once the rerun is done
+    finally:
+        await trig.stop()
+        await client.aclose()

@@ -118,7 +118,8 @@ class JobTrigger:
                     except Exception as exc:  # a bug must not end the trigger silently
                         log.exception("%s: unexpected error", self.action.label)
                         outcome = FireOutcome("failed", f"failed ({type(exc).__name__})")
-                self.core.finish(self.clock.monotonic(), started=outcome.started)
+                covered = outcome.started and outcome.covers
+                self.core.finish(self.clock.monotonic(), started=covered)
                 self._record(outcome)
                 continue
             with self._inbox:

@@ -50,9 +50,17 @@ async def fire_once(
         return FireOutcome("failed", f"failed{done} ({exc})", cancelled=tuple(cancelled))
     text = f"replaced runs {cancelled} with {run.id}" if cancelled else f"started run {run.id}"
     if rerun:
-        text = f"reran failed run {rerun_of} from the point of failure as run {run.id}"
+        text = (
+            f"reran failed run {rerun_of} from the point of failure as run {run.id}; "
+            "newer data waits for a full run"
+        )
     return FireOutcome(
-        "started", text, run_id=run.id, url=client.run_url(run), cancelled=tuple(cancelled)
+        "started",
+        text,
+        run_id=run.id,
+        url=client.run_url(run),
+        cancelled=tuple(cancelled),
+        covers=not rerun,
     )
 
 
@@ -124,6 +132,7 @@ class DbtCloudAction:
         outcome = await fire_once(self.client, self.settings, options=options, rerun_of=rerun_of)
         if outcome.started:
             self.last_started = outcome.run_id
+        if outcome.started and outcome.covers:
             with self._lock:
                 self._changed -= tables
         return outcome
