@@ -24,6 +24,7 @@ CORE_DATA = (
     "afterload.core.pointers",
     "afterload.core.stopper",
     "afterload.core.committer",
+    "afterload.core.trigger_state",
 )
 DESTINATION_API = ("afterload.destinations.base",)
 
@@ -41,6 +42,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "afterload.ndjson.config",
         "afterload.ndjson.sync_schedule",
         "afterload.triggers.dbt_cloud.config",
+        "afterload.triggers.webhook.config",
     ),
     "afterload.pipeline": ("afterload",),
     "afterload.preflight": ("afterload",),

@@ -22,6 +22,7 @@ from afterload.preflight import require_runnable
 from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
 from afterload.triggers.runner import TriggerThread
+from afterload.triggers.webhook.runner import WebhookRunner
 
 log = logging.getLogger("afterload.run")
 
@@ -55,9 +56,24 @@ def trigger_actions(loaded: LoadedConfig, *, clock: Clock | None = None) -> list
     actions: list[TriggerAction] = []
     if loaded.config.trigger_cleared:
         log.info("dbt_job_trigger is cleared (every field empty): no job will be triggered")
-    if loaded.config.dbt_job_trigger is not None:
-        actions.append(DbtCloudAction(loaded.config.dbt_job_trigger, clock=clock))
+    tables = [binding.table for binding in loaded.config.bindings]
+    actions.extend(
+        DbtCloudAction(settings, clock=clock, tables=tables)
+        for settings in loaded.config.dbt_jobs()
+    )
     return actions
+
+
+def webhook_runners(loaded: LoadedConfig, *, clock: Clock | None = None) -> list[WebhookRunner]:
+    """One runner per webhook of the config's ``triggers:`` block."""
+    block = loaded.config.triggers
+    if block is None:
+        return []
+    interval = block.interval.total_seconds() if block.interval is not None else 0.0
+    return [
+        WebhookRunner(name, hook, interval=interval, materialization=loaded.name, clock=clock)
+        for name, hook in block.named().items()
+    ]
 
 
 def materialize(
@@ -75,7 +91,10 @@ def materialize(
     what ``afterload check`` would refuse is refused first, in its words."""
     require_runnable(loaded)
     actions = trigger_actions(loaded, clock=clock)
-    triggers = TriggerThread(actions, clock=clock) if actions else None
+    webhooks = webhook_runners(loaded, clock=clock)
+    triggers = None
+    if actions or webhooks:
+        triggers = TriggerThread(actions, clock=clock, background=webhooks)
     destination: Destination | None = None
     driver: NdjsonDriver | None = None
     try:
@@ -83,9 +102,7 @@ def materialize(
         if triggers is not None:
             triggers.check_access()
         core = Materializer(destination, loaded.name, clock=clock)
-        if triggers is not None:
-            notify = triggers.notify_commit
-            core.listeners.append(lambda commit: notify(commit.documents))
+        _listen(core, actions, triggers, webhooks)
         driver = NdjsonDriver(loaded, core, stopper=stopper, progress=progress)
         driver.open()
         if once:
@@ -93,6 +110,7 @@ def materialize(
         if triggers is not None:
             triggers.start(initial_fire=True)
         driver.run_follow()
+        _stop_webhooks(driver, triggers)
         return _report(core, driver, triggers)
     finally:
         if driver is not None:
@@ -101,6 +119,32 @@ def materialize(
             destination.close()
         if triggers is not None:
             triggers.close()
+
+
+def _listen(
+    core: Materializer,
+    actions: list[TriggerAction],
+    triggers: TriggerThread | None,
+    webhooks: list[WebhookRunner],
+) -> None:
+    """Hook the triggers to the core: listeners after each commit, webhooks' state into it."""
+    for action in actions:
+        if isinstance(action, DbtCloudAction):  # tables first: the schedule counts next
+            core.listeners.append(action.on_commit)
+    if triggers is not None:
+        notify = triggers.notify_commit
+        core.listeners.append(lambda commit: notify(commit.documents))
+    for webhook in webhooks:
+        core.state_sources.append(webhook)
+        core.listeners.append(webhook.on_commit)
+
+
+def _stop_webhooks(driver: NdjsonDriver, triggers: TriggerThread | None) -> None:
+    """A clean stop records the deliveries that ended, so the next start does not send them
+    again (after a SIGKILL it may: delivery is at least once)."""
+    if triggers is not None and triggers.background:
+        triggers.stop_background()
+        driver.record_trigger_states()
 
 
 def _once(
@@ -112,11 +156,19 @@ def _once(
     timeout: float | None,
 ) -> Report:
     stored = driver.run_once()
+    if triggers is not None and triggers.background:
+        # Webhooks deliver what is due (a window an earlier run left pending too), and the
+        # outcome is committed with the checkpoint, so the next run does not send it again.
+        triggers.deliver_due()
+        driver.record_trigger_states()
     driver.close()
     if triggers is None:
         return _report(core, driver, None)
     if not stored:
-        log.info("no documents were committed; the dbt job is not triggered")
+        if triggers.actions:
+            log.info("no documents were committed; the dbt job is not triggered")
+        return _report(core, driver, triggers)
+    if not triggers.actions:
         return _report(core, driver, triggers)
     outcomes = triggers.fire_now()
     waited = None
@@ -137,6 +189,8 @@ def _report(
     fires: list[FireOutcome] = []
     for trigger in triggers.triggers if triggers is not None else ():
         fires.extend(trigger.outcomes)
+    for other in triggers.background if triggers is not None else ():
+        fires.extend(getattr(other, "outcomes", ()))
     return Report(
         documents=core.documents,
         rows=core.rows,

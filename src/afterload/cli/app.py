@@ -65,10 +65,10 @@ def load(path: Path) -> LoadedConfig:
 
 
 def trigger_block(loaded: LoadedConfig) -> DbtJobTrigger:
-    block = loaded.config.dbt_job_trigger
-    if block is None:
+    jobs = loaded.config.dbt_jobs()
+    if not jobs:
         fail(ConfigError([f"{loaded.path}: dbt_job_trigger: the config has no such block"]))
-    return block
+    return jobs[0]
 
 
 def wait_seconds(timeout: str) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import typer
+from rich.console import Console
 
 from afterload.cli.app import ConfigArg, app, fail, out
 from afterload.config.load import LoadedConfig, load_config
@@ -12,6 +13,7 @@ from afterload.destinations.factory import duckdb_path, probe_destination
 from afterload.errors import AfterloadError, ConfigError
 from afterload.preflight import preflight
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
+from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 
 
 def _preflight(loaded: LoadedConfig) -> bool:
@@ -57,11 +59,18 @@ def check(config: ConfigArg) -> None:
             failed = True
         else:
             out.print(f"[green]✓[/green] destination: {found}", soft_wrap=True, highlight=False)
-    settings = loaded.config.dbt_job_trigger
-    if settings is None:
+    jobs = loaded.config.dbt_jobs()
+    if not jobs:
         if not loaded.config.trigger_cleared:
             out.print("[green]✓[/green] no dbt_job_trigger block: no job will be triggered")
         raise typer.Exit(1 if failed else 0)
+    for settings in jobs:
+        failed = not _reach_job(settings, out) or failed
+    raise typer.Exit(1 if failed else 0)
+
+
+def _reach_job(settings: DbtJobTrigger, out: Console) -> bool:
+    """One ✓/✗ line for one job; False when it is not usable."""
 
     async def reach() -> str:
         action = DbtCloudAction(settings)
@@ -74,6 +83,6 @@ def check(config: ConfigArg) -> None:
         found = asyncio.run(reach())
     except AfterloadError as exc:
         out.print(f"[red]✗[/red] dbt Cloud job {settings.job_id}: {exc}", soft_wrap=True)
-        raise typer.Exit(1) from None
+        return False
     out.print(f"[green]✓[/green] {found}", soft_wrap=True)
-    raise typer.Exit(1 if failed else 0)
+    return True

@@ -24,10 +24,12 @@ def trigger(
     With --wait, exit 0 when the run succeeds, 1 on error, 2 when cancelled, 3 on timeout.
     """
     wait_for = wait_seconds(timeout)
-    settings = trigger_block(load(config))
+    loaded = load(config)
+    settings = trigger_block(loaded)
+    tables = [binding.table for binding in loaded.config.bindings]
 
     async def go() -> int:
-        action = DbtCloudAction(settings)
+        action = DbtCloudAction(settings, tables=tables)
         try:
             outcome = await action.fire()
             if outcome.kind == "failed":

@@ -11,6 +11,7 @@ from afterload.fields import NAME_PATTERN, Strict
 from afterload.ndjson.config import Binding, TransactionLimits
 from afterload.ndjson.sync_schedule import SyncSchedule
 from afterload.triggers.dbt_cloud.config import DbtJobTrigger, is_cleared
+from afterload.triggers.webhook.config import WebhookTriggers
 
 
 class Config(Strict):
@@ -31,6 +32,17 @@ class Config(Strict):
         description="Optional: the dbt Cloud job to trigger after commits. A block whose "
         "every field is empty (Estuary's cleared form) means no trigger.",
     )
+    dbt_job_triggers: list[DbtJobTrigger] = Field(
+        default_factory=list,
+        description="More dbt Cloud jobs to trigger, each with its own mode, interval and "
+        "options (dbt_job_trigger stays the original connector's single block).",
+    )
+    triggers: WebhookTriggers | None = Field(
+        default=None,
+        description="Optional: Estuary's Materialization Triggers, webhooks called after "
+        "commits that stored documents.",
+    )
+
     _trigger_cleared: bool = PrivateAttr(default=False)
 
     @model_validator(mode="wrap")
@@ -48,6 +60,11 @@ class Config(Strict):
     def trigger_cleared(self) -> bool:
         """The config held a cleared ``dbt_job_trigger`` block, so no job is triggered."""
         return self._trigger_cleared
+
+    def dbt_jobs(self) -> list[DbtJobTrigger]:
+        """Every dbt Cloud job to trigger: ``dbt_job_trigger`` first, then ``dbt_job_triggers``."""
+        first = [self.dbt_job_trigger] if self.dbt_job_trigger is not None else []
+        return first + list(self.dbt_job_triggers)
 
 
 def json_schema() -> dict[str, Any]:

@@ -95,10 +95,33 @@ def _message(err: Any) -> str:
     return msg
 
 
+def _secrets_in(node: Any, under_headers: bool = False, depth: int = 0) -> list[str]:
+    """The secret strings inside an error's input: ``api_key``/``password`` values, and every
+    value of a webhook's ``headers`` map."""
+    if depth > 8:
+        return []
+    if isinstance(node, str):
+        return [node] if under_headers and node else []
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in SECRET_KEYS and isinstance(value, str) and value:
+                found.append(value)
+            else:
+                found += _secrets_in(value, under_headers or key == "headers", depth + 1)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            found += _secrets_in(value, under_headers, depth + 1)
+    return found
+
+
 def _redact_secret(loc: tuple[str | int, ...], message: str, raw: Any) -> str:
-    """Errors on secret fields never echo the value."""
+    """Errors on secret fields (and on anything holding one) never echo the value."""
+    secrets = _secrets_in(raw, under_headers="headers" in loc)
     if loc and loc[-1] in SECRET_KEYS and isinstance(raw, str) and raw:
-        return message.replace(repr(raw), "(hidden)").replace(raw, "(hidden)")
+        secrets.append(raw)
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        message = message.replace(repr(secret), "(hidden)").replace(secret, "(hidden)")
     return message
 
 
@@ -106,6 +129,8 @@ def validation_problems(exc: ValidationError, lines: LineIndex, prefix: str) -> 
     problems = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        if loc[:2] == ("triggers", "config") and len(loc) > 2 and loc[2] in ("list", "map"):
+            loc = loc[:2] + loc[3:]  # the tag of the webhook list's two forms
         where = prefix
         for n in range(len(loc), -1, -1):
             if loc[:n] in lines:

@@ -42,6 +42,9 @@ class Checkpoint(BaseModel):
     bindings: dict[str, BindingCheckpoint] = Field(default_factory=dict)
     driver: JsonValue = None
     """A driver's own opaque position (JSON); None for the NDJSON driver."""
+    triggers: dict[str, JsonValue] = Field(default_factory=dict)
+    """What each trigger still owes, by trigger key (e.g. ``webhook:trigger0``): opaque JSON
+    the trigger wrote for this very commit, so it survives a crash together with the data."""
 
     def binding(self, name: str) -> BindingCheckpoint:
         """The binding's committed position; empty if it never committed."""

@@ -22,6 +22,7 @@ from afterload.core.checkpoint import Checkpoint
 from afterload.core.committer import Committer
 from afterload.core.schema import TableShape
 from afterload.core.transaction import Transaction
+from afterload.core.trigger_state import CommitStamp, TriggerStateSource
 from afterload.destinations.base import Destination, Recovered, TableWrite
 
 log = logging.getLogger("afterload.materializer")
@@ -38,6 +39,12 @@ class Commit:
     rows: int
     full: bool
     seconds: float
+    sequence: int = 0
+    """The destination's commit count after this commit (increases across restarts)."""
+    tables: tuple[str, ...] = ()
+    """The tables that received documents."""
+    published_at: datetime | None = None
+    """The commit's ``flow_published_at`` (every row of a commit carries the same)."""
 
 
 CommitListener = Callable[[Commit], None]
@@ -49,6 +56,7 @@ class _Pending:
     writes: list[TableWrite]
     started: float
     quiet: bool
+    stamp: CommitStamp
 
 
 class Materializer:
@@ -61,11 +69,15 @@ class Materializer:
         *,
         clock: Clock | None = None,
         listeners: Sequence[CommitListener] = (),
+        state_sources: Sequence[TriggerStateSource] = (),
     ) -> None:
         self.destination = destination
         self.name = name
         self.clock = clock or SystemClock()
         self.listeners = list(listeners)
+        self.state_sources = list(state_sources)
+        """Triggers whose state is committed in the checkpoint (see :mod:`.trigger_state`)."""
+        self.sequence = 0
         self.transactions = 0
         self.documents = 0
         self.rows = 0
@@ -75,6 +87,9 @@ class Materializer:
     def open(self) -> Recovered:
         """Open the destination (raising its fence) and return where to resume from."""
         recovered = self.destination.open(self.name)
+        self.sequence = recovered.transactions
+        for source in self.state_sources:
+            source.restore(recovered.checkpoint.triggers)
         if recovered.committed_at is not None:
             log.info(
                 "%s: resuming after transaction %d committed at %s",
@@ -108,7 +123,15 @@ class Materializer:
             writes.append(TableWrite(binding, binding, shape, changes.upserts(), changes.deletes()))
         published = self.clock.wall()
         self.last_commit_at = published
-        pending = _Pending(txn, writes, started, quiet)
+        self.sequence += 1
+        tables = () if quiet else tuple(sorted({w.table for w in writes}))
+        stamp = CommitStamp(self.sequence, tables, published)
+        if self.state_sources:
+            states = dict(checkpoint.triggers)
+            for source in self.state_sources:
+                states.update(source.states(stamp))
+            checkpoint = checkpoint.model_copy(update={"triggers": states})
+        pending = _Pending(txn, writes, started, quiet, stamp)
 
         def store() -> None:
             self.destination.commit(writes, checkpoint, published)
@@ -128,6 +151,10 @@ class Materializer:
         """No commit left in flight when the block ends, whichever way it ends."""
         with self._committer.draining():
             yield
+
+    def states_changed(self) -> bool:
+        """Whether a trigger's committed state is stale (a delivery ended since the last commit)."""
+        return any(source.changed() for source in self.state_sources)
 
     def close(self) -> None:
         """Let a commit in flight end (the destination is closed by its owner)."""
@@ -151,6 +178,16 @@ class Materializer:
             seconds,
             " (full: more to read)" if txn.full else "",
         )
-        commit = Commit(self.transactions, stored, rows, txn.full, seconds)
+        stamp = pending.stamp
+        commit = Commit(
+            self.transactions,
+            stored,
+            rows,
+            txn.full,
+            seconds,
+            sequence=stamp.sequence,
+            tables=stamp.tables,
+            published_at=stamp.published_at,
+        )
         for listener in self.listeners:
             listener(commit)

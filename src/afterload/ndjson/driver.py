@@ -192,6 +192,13 @@ class NdjsonDriver:
         shapes = {b.table: b.shape for b in self.bindings}
         self.core.commit(txn, self.checkpoint(), shapes, overlap=overlap, quiet=quiet)
 
+    def record_trigger_states(self) -> None:
+        """Commit the checkpoint alone when a trigger's state moved (a webhook delivery
+        ended), so a restart does not deliver again what was delivered."""
+        if self.core.states_changed():
+            with self.core.draining():
+                self._commit(Transaction(), quiet=True)
+
     # -- the loops ---------------------------------------------------------------------------
 
     def run_once(self) -> int:
@@ -241,6 +248,8 @@ class NdjsonDriver:
             # Caught up: let the commit in flight finish, so the trigger hears of it now and
             # not when the next transaction is ready.
             self.core.settle()
+            if txn.empty() and self.core.states_changed():
+                self._commit(Transaction(), quiet=True)
             now = self.core.clock.wall()
             if not txn.empty() and (not_before is None or now >= not_before):
                 break

@@ -22,6 +22,9 @@ class FireOutcome:
     url: str | None = None
     """Where a person can look at the run that was started."""
     cancelled: tuple[int, ...] = ()
+    covers: bool = True
+    """Whether the run covers all data committed before the fire. A rerun from the point of
+    failure does not (nodes that succeeded before are not rebuilt): the data stays pending."""
 
     @property
     def started(self) -> bool:

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from afterload.clock import Clock, SystemClock
 from afterload.errors import AfterloadError
@@ -118,7 +118,8 @@ class JobTrigger:
                     except Exception as exc:  # a bug must not end the trigger silently
                         log.exception("%s: unexpected error", self.action.label)
                         outcome = FireOutcome("failed", f"failed ({type(exc).__name__})")
-                self.core.finish(self.clock.monotonic(), started=outcome.started)
+                covered = outcome.started and outcome.covers
+                self.core.finish(self.clock.monotonic(), started=covered)
                 self._record(outcome)
                 continue
             with self._inbox:
@@ -154,14 +155,34 @@ class JobTrigger:
         log.log(level, "%s: %s; next try at %s", label, outcome.message, at.strftime("%H:%M:%S"))
 
 
+class BackgroundTrigger(Protocol):
+    """A trigger with its own background task on the triggers' loop (a webhook runner)."""
+
+    label: str
+
+    async def start(self) -> None: ...
+
+    async def deliver_due(self) -> list[FireOutcome]: ...
+
+    async def stop(self, grace: float = 10.0) -> None: ...
+
+
 class TriggerThread:
     """The triggers of one run on an asyncio loop of their own, driven from the data path.
 
     Owns the actions it is given: :meth:`close` closes them (and so their clients).
     """
 
-    def __init__(self, actions: Sequence[TriggerAction], *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        actions: Sequence[TriggerAction],
+        *,
+        clock: Clock | None = None,
+        background: Sequence[BackgroundTrigger] = (),
+    ) -> None:
         self.actions = list(actions)
+        self.background = list(background)
+        """Webhooks: started and stopped with the schedule, delivering on their own."""
         self._clock = clock
         self.triggers: list[JobTrigger] = []
         self.loop = asyncio.new_event_loop()
@@ -191,6 +212,8 @@ class TriggerThread:
         async def start_all() -> None:
             for trigger in triggers:
                 await trigger.start(initial_fire=initial_fire)
+            for other in self.background:
+                await other.start()
 
         self.call(start_all())
 
@@ -219,6 +242,26 @@ class TriggerThread:
 
         return self.call(fire_all())
 
+    def deliver_due(self) -> list[FireOutcome]:
+        """Each background trigger delivers what is due now (``run --once`` at its end)."""
+
+        async def deliver_all() -> list[FireOutcome]:
+            outcomes: list[FireOutcome] = []
+            for other in self.background:
+                outcomes += await other.deliver_due()
+            return outcomes
+
+        return self.call(deliver_all())
+
+    def stop_background(self, grace: float = 10.0) -> None:
+        """Stop the background triggers (a delivery in flight gets ``grace`` seconds)."""
+
+        async def stop_all() -> None:
+            for other in self.background:
+                await other.stop(grace)
+
+        self.call(stop_all(), timeout=grace * max(1, len(self.background)) + 5)
+
     def close(self, grace: float = 10.0) -> None:
         """Stop the triggers (a request in flight gets ``grace`` seconds), close the actions."""
 
@@ -226,12 +269,15 @@ class TriggerThread:
             try:
                 for trigger in self.triggers:
                     await trigger.stop(grace)
+                for other in self.background:
+                    await other.stop(grace)
             finally:
                 for action in self.actions:
                     await action.aclose()
 
         try:
-            self.call(stop_all(), timeout=grace * max(1, len(self.triggers)) + 5)
+            stoppable = len(self.triggers) + len(self.background)
+            self.call(stop_all(), timeout=grace * max(1, stoppable) + 5)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)

@@ -6,8 +6,13 @@ start, every fire, and ``--wait``.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from afterload.clock import Clock
 from afterload.triggers.base import FireOutcome, RunEnd
+from afterload.triggers.commits import CommitFacts
 from afterload.triggers.dbt_cloud.client import DbtCloudClient, RetryPolicy
 from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 from afterload.triggers.dbt_cloud.errors import DbtCloudError
@@ -16,8 +21,18 @@ from afterload.triggers.dbt_cloud.models import Job, Run, RunStatus
 _RESULTS = {RunStatus.SUCCESS: "success", RunStatus.CANCELLED: "cancelled"}
 
 
-async def fire_once(client: DbtCloudClient, settings: DbtJobTrigger) -> FireOutcome:
-    """Apply the mode to the job's active runs and start one run when the mode says so."""
+async def fire_once(
+    client: DbtCloudClient,
+    settings: DbtJobTrigger,
+    *,
+    options: Mapping[str, Any] | None = None,
+    rerun_of: int | None = None,
+) -> FireOutcome:
+    """Apply the mode to the job's active runs and start one run when the mode says so.
+
+    ``options`` go into the trigger-run body; with ``rerun_of`` (a failed run afterload
+    started, still the job's newest) the job's rerun endpoint is used instead.
+    """
     cancelled: list[int] = []
     try:
         if settings.mode != "ignore":
@@ -28,13 +43,24 @@ async def fire_once(client: DbtCloudClient, settings: DbtJobTrigger) -> FireOutc
             for run in active:
                 await _cancel(client, run)
                 cancelled.append(run.id)
-        run = await client.trigger_run(settings.cause)
+        rerun = rerun_of is not None and not cancelled
+        run = await client.trigger_run(settings.cause, options, rerun=rerun)
     except DbtCloudError as exc:
         done = f" after cancelling runs {cancelled}" if cancelled else ""
         return FireOutcome("failed", f"failed{done} ({exc})", cancelled=tuple(cancelled))
     text = f"replaced runs {cancelled} with {run.id}" if cancelled else f"started run {run.id}"
+    if rerun:
+        text = (
+            f"reran failed run {rerun_of} from the point of failure as run {run.id}; "
+            "newer data waits for a full run"
+        )
     return FireOutcome(
-        "started", text, run_id=run.id, url=client.run_url(run), cancelled=tuple(cancelled)
+        "started",
+        text,
+        run_id=run.id,
+        url=client.run_url(run),
+        cancelled=tuple(cancelled),
+        covers=not rerun,
     )
 
 
@@ -52,6 +78,11 @@ async def _cancel(client: DbtCloudClient, run: Run) -> None:
             ) from None
 
 
+def select_step(source: str, tables: Iterable[str]) -> str:
+    """``dbt build --select source:S.T+ …``: each changed table and what depends on it."""
+    return "dbt build --select " + " ".join(f"source:{source}.{table}+" for table in tables)
+
+
 class DbtCloudAction:
     """Implements :class:`afterload.triggers.base.TriggerAction` for a dbt Cloud job."""
 
@@ -62,6 +93,7 @@ class DbtCloudAction:
         client: DbtCloudClient | None = None,
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
+        tables: Iterable[str] = (),
     ) -> None:
         self.settings = settings
         self.label = f"dbt job {settings.job_id}"
@@ -69,13 +101,57 @@ class DbtCloudAction:
         self._own_client = client is None
         self.client = client or DbtCloudClient(settings.target(), clock=clock, retry=retry)
         self.job: Job | None = None
+        self.all_tables: tuple[str, ...] = tuple(tables)
+        """Every binding's table: what ``select_changed`` selects when it does not know
+        which tables changed (the fire at start covers an earlier process's commits)."""
+        self.last_started: int | None = None
+        """The run this trigger started last (``rerun_failed`` reruns only such a run)."""
+        self._changed: set[str] = set()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         s = self.settings
         return f"DbtCloudAction(job {s.job_id} in account {s.account_id}, mode={s.mode})"
 
+    def on_commit(self, commit: CommitFacts) -> None:
+        """The listener: note the tables that received data (O(1), any thread)."""
+        if commit.tables:
+            with self._lock:
+                self._changed.update(commit.tables)
+
     async def fire(self) -> FireOutcome:
-        return await fire_once(self.client, self.settings)
+        with self._lock:
+            tables = set(self._changed)
+        options: dict[str, Any] = self.settings.run_options().model_dump(exclude_none=True)
+        select = self.settings.select_changed
+        if select is not None:
+            chosen = sorted(tables or self.all_tables)
+            if chosen:
+                options["steps_override"] = [select_step(select.source, chosen)]
+        rerun_of = await self._failed_run_to_rerun() if self.settings.rerun_failed else None
+        outcome = await fire_once(self.client, self.settings, options=options, rerun_of=rerun_of)
+        if outcome.started:
+            self.last_started = outcome.run_id
+        if outcome.started and outcome.covers:
+            with self._lock:
+                self._changed -= tables
+        return outcome
+
+    async def _failed_run_to_rerun(self) -> int | None:
+        """The run afterload started last, if it ended in error and is still the job's newest
+        (the rerun endpoint retries the job's newest run: never one afterload did not start)."""
+        if self.last_started is None:
+            return None
+        try:
+            run = await self.client.get_run(self.last_started)
+            if run.status != RunStatus.ERROR:
+                return None
+            newest = await self.client.list_runs(limit=1)
+        except DbtCloudError:
+            return None  # the fire that follows reports the trouble
+        if not newest or newest[0].id != run.id:
+            return None
+        return run.id
 
     async def check(self) -> str:
         """Read the job, which proves the URL, the key, the account and the job id together."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -150,15 +150,22 @@ class DbtCloudClient:
         data = await self._call("POST", f"runs/{run_id}/cancel/", what=f"run {run_id}")
         return self._run(data, f"runs/{run_id}/cancel/")
 
-    async def trigger_run(self, cause: str) -> Run:
+    async def trigger_run(
+        self, cause: str, options: Mapping[str, Any] | None = None, *, rerun: bool = False
+    ) -> Run:
         """Start one run of the job; never two, whatever the network does.
+
+        ``options`` go verbatim into the body beside ``cause`` (dbt's trigger-run options);
+        ``rerun`` posts to the job's rerun endpoint instead, which retries the job's failed
+        run from the point of failure (no body: dbt takes none there).
 
         The POST is not idempotent: after an answer that leaves it unknown whether dbt
         created the run (a timeout, a 5xx, a body that is not JSON), the runs created since
         the newest one seen before the first attempt are listed, and a new one is adopted
         instead of posting again.
         """
-        path = f"jobs/{self.job_id}/run/"
+        path = f"jobs/{self.job_id}/{'rerun' if rerun else 'run'}/"
+        body: dict[str, Any] | None = None if rerun else {"cause": cause, **(options or {})}
         newest = await self.list_runs(limit=1)
         baseline = newest[0].id if newest else 0
         maybe_sent = False
@@ -167,12 +174,12 @@ class DbtCloudClient:
             async for attempt in self._retrying():
                 with attempt:
                     if maybe_sent:
-                        adopted = await self._find_new_run(baseline, cause)
+                        adopted = await self._find_new_run(baseline, None if rerun else cause)
                         if adopted is not None:
                             log.info("adopted run %d, created by an earlier attempt", adopted.id)
                             return adopted
                     try:
-                        data = await self._once("POST", path, json_body={"cause": cause})
+                        data = await self._once("POST", path, json_body=body)
                     except Transient as exc:
                         last = exc
                         maybe_sent = maybe_sent or exc.sent
@@ -184,7 +191,7 @@ class DbtCloudClient:
         # One last look: the run may exist although every answer was lost.
         if maybe_sent:
             try:
-                adopted = await self._find_new_run(baseline, cause)
+                adopted = await self._find_new_run(baseline, None if rerun else cause)
             except (Transient, DbtCloudError):
                 adopted = None
             if adopted is not None:
@@ -219,9 +226,11 @@ class DbtCloudClient:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    async def _find_new_run(self, baseline: int, cause: str) -> Run | None:
+    async def _find_new_run(self, baseline: int, cause: str | None) -> Run | None:
+        """The newest run created since ``baseline`` with our ``cause`` (None: any cause, for
+        a rerun, whose cause dbt writes)."""
         runs = await self._call_once_retrying_nothing(baseline)
-        mine = [r for r in runs if r.cause in (None, cause)]
+        mine = [r for r in runs if cause is None or r.cause in (None, cause)]
         return max(mine, key=lambda r: r.id) if mine else None
 
     async def _call_once_retrying_nothing(self, baseline: int) -> list[Run]:

@@ -12,6 +12,19 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from afterload.fields import Duration, PositiveId, Strict
 from afterload.triggers.dbt_cloud.models import DbtCloudTarget
+from afterload.triggers.dbt_cloud.run_options import RunOptionFields
+
+
+class SelectChanged(Strict):
+    """Build only what depends on the tables that received data."""
+
+    source: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        max_length=200,
+        description="The dbt source the tables belong to: each fire runs "
+        "'dbt build --select source:SOURCE.TABLE+' for the tables that received data.",
+    )
+
 
 DEFAULT_CAUSE = "Estuary Flow"
 
@@ -38,8 +51,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class DbtJobTrigger(Strict):
-    """Triggers a dbt Cloud job after data is committed: the original connector's block."""
+class DbtJobTrigger(Strict, RunOptionFields):
+    """Triggers a dbt Cloud job after data is committed: the original connector's block,
+    plus dbt's trigger-run options (flat, as dbt names them), ``rerun_failed`` and
+    ``select_changed``."""
 
     access_url: str | None = Field(
         default=None,
@@ -100,6 +115,18 @@ class DbtJobTrigger(Strict):
             )
         return SecretStr(key)
 
+    rerun_failed: bool = Field(
+        default=False,
+        strict=True,
+        description="When the last run afterload started for this job ended in error, the "
+        "next fire reruns it from the point of failure (the job's rerun endpoint).",
+    )
+    select_changed: SelectChanged | None = Field(
+        default=None,
+        description="Override the steps with 'dbt build --select source:SOURCE.TABLE+' for "
+        "the tables that received data since the last run.",
+    )
+
     @field_validator("access_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
@@ -129,6 +156,21 @@ class DbtJobTrigger(Strict):
     def _need_url(self) -> DbtJobTrigger:
         if self.access_url is None and self.account_prefix is None:
             raise ValueError("access_url is required")
+        return self
+
+    @model_validator(mode="after")
+    def _options_agree(self) -> DbtJobTrigger:
+        if self.select_changed is not None and self.steps_override is not None:
+            raise ValueError("select_changed writes steps_override; set one of them, not both")
+        overrides = sorted(self.run_options().model_dump(exclude_none=True))
+        if self.select_changed is not None:
+            overrides.append("select_changed")
+        if self.rerun_failed and overrides:
+            raise ValueError(
+                "rerun_failed cannot be combined with run overrides ("
+                + ", ".join(overrides)
+                + "): dbt's rerun endpoint takes none, so the rerun would not run them"
+            )
         return self
 
     @property

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from afterload.triggers.dbt_cloud.emulator.options import OVERRIDES, option_errors
 from afterload.triggers.dbt_cloud.emulator.runs import (
     EmulatedRun,
     finish_time,
@@ -34,7 +35,7 @@ from afterload.triggers.dbt_cloud.emulator.runs import (
     run_status,
     schedule,
 )
-from afterload.triggers.dbt_cloud.emulator.settings import ACTIVE, EmulatorSettings, Fault
+from afterload.triggers.dbt_cloud.emulator.settings import ACTIVE, ERROR, EmulatorSettings, Fault
 from afterload.triggers.dbt_cloud.emulator.wire import (
     INVALID,
     SEND_KEY,
@@ -49,22 +50,6 @@ from afterload.triggers.dbt_cloud.emulator.wire import (
     token_ok,
 )
 
-#: Optional trigger-body fields that dbt echoes back in ``run.trigger``.
-_OVERRIDES = (
-    "git_branch",
-    "git_sha",
-    "azure_pull_request_id",
-    "github_pull_request_id",
-    "gitlab_merge_request_id",
-    "non_native_pull_request_id",
-    "schema_override",
-    "dbt_version_override",
-    "threads_override",
-    "target_name_override",
-    "generate_docs_override",
-    "timeout_seconds_override",
-    "steps_override",
-)
 _FIRST_TRIGGER_ID = 80_000_000_000_001
 
 Handler = Callable[[Request, int], Awaitable[Response]]
@@ -192,6 +177,7 @@ class DbtCloudEmulator:
         api = [
             ("/jobs/{job_id:int}", ["GET"], self._get_job),
             ("/jobs/{job_id:int}/run", ["POST"], self._trigger),
+            ("/jobs/{job_id:int}/rerun", ["POST"], self._rerun),
             ("/runs", ["GET"], self._list_runs),
             ("/runs/{run_id:int}", ["GET"], self._get_run),
             ("/runs/{run_id:int}/cancel", ["POST"], self._cancel),
@@ -293,28 +279,61 @@ class DbtCloudEmulator:
             return envelope(400, INVALID, {"cause": ["This field is required."]})
         if not isinstance(cause, str):
             return envelope(400, INVALID, {"cause": ["Not a valid string."]})
-        project = project_id(account_id)
-        base = str(request.base_url).rstrip("/")
+        if errors := option_errors(body):
+            return envelope(400, INVALID, errors)
+        with self._lock:
+            trigger = {name: body.get(name) for name in OVERRIDES}
+            return self._create(request, account_id, job_id, cause, trigger)
+
+    async def _rerun(self, request: Request, account_id: int) -> Response:
+        """The job's rerun endpoint: the newest run, if it failed, again from the point of
+        failure (``rerun_of`` in its trigger says which); otherwise a new run."""
+        job_id: int = request.path_params["job_id"]
+        if job_id not in self._settings.accounts[account_id]:
+            return envelope(404, f"Job {job_id} was not found.")
         with self._lock:
             now = self._clock()
-            run_id, self._next_id = self._next_id, self._next_id + 1
-            trigger = {"id": self._next_trigger_id, "cause": cause, "job_definition_id": job_id}
-            trigger |= {name: body.get(name) for name in _OVERRIDES}
-            trigger["cause_category"] = "api"
-            self._next_trigger_id += 1
-            run = EmulatedRun(
-                id=run_id,
-                account_id=account_id,
-                job_id=job_id,
-                trigger=trigger,
-                href=f"{base}/deploy/{account_id}/projects/{project}/runs/{run_id}/",
-                created=now,
-                fails=self._rng.random() < self._settings.fail_rate,
-                eligible=now,
-            )
-            self._runs[run_id] = run
-            self._schedule(account_id, job_id)
-            return ok(self._render(run, now, as_created=True))
+            mine = [r for r in self._runs.values() if r.job_id == job_id]
+            newest = max(mine, key=lambda r: r.id) if mine else None
+            failed = newest is not None and run_status(newest, now, self._settings) == ERROR
+            extra: dict[str, Any] = {name: None for name in OVERRIDES}
+            extra["rerun_of"] = newest.id if failed and newest is not None else None
+            cause = newest.trigger.get("cause") if newest is not None else None
+            cause = cause if isinstance(cause, str) else "Rerun from the API"
+            return self._create(request, account_id, job_id, cause, extra, category="rerun")
+
+    def _create(
+        self,
+        request: Request,
+        account_id: int,
+        job_id: int,
+        cause: str,
+        extra: dict[str, Any],
+        *,
+        category: str = "api",
+    ) -> Response:
+        """A new run of the job (the lock is held); the trigger echoes ``extra``."""
+        project = project_id(account_id)
+        base = str(request.base_url).rstrip("/")
+        now = self._clock()
+        run_id, self._next_id = self._next_id, self._next_id + 1
+        trigger = {"id": self._next_trigger_id, "cause": cause, "job_definition_id": job_id}
+        trigger |= extra
+        trigger["cause_category"] = category
+        self._next_trigger_id += 1
+        run = EmulatedRun(
+            id=run_id,
+            account_id=account_id,
+            job_id=job_id,
+            trigger=trigger,
+            href=f"{base}/deploy/{account_id}/projects/{project}/runs/{run_id}/",
+            created=now,
+            fails=self._rng.random() < self._settings.fail_rate,
+            eligible=now,
+        )
+        self._runs[run_id] = run
+        self._schedule(account_id, job_id)
+        return ok(self._render(run, now, as_created=True))
 
     async def _get_run(self, request: Request, account_id: int) -> Response:
         with self._lock:
