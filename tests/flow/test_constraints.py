@@ -215,7 +215,7 @@ def test_endpoint_config_estuary_keys() -> None:
         }
     )
     assert cfg.hardDelete and cfg.dbt_job_trigger.trigger() is None
-    assert cfg.syncSchedule.syncFrequency == "5m" and cfg.syncSchedule.timezone is None
+    assert cfg.syncSchedule.sync_frequency == "5m" and cfg.syncSchedule.timezone is None
     assert "s3cret" not in repr(cfg)
     full = parse_endpoint(
         {

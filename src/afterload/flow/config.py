@@ -23,7 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from afterload.config import DbtJobTrigger, Destination, SyncSchedule, validation_problems
+from afterload.config.problems import validation_problems
+from afterload.destinations.config import DestinationConfig as Destination
+from afterload.ndjson.sync_schedule import SyncSchedule
+from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 from afterload.errors import ConfigError
 
 
