@@ -61,11 +61,14 @@ class Materializer:
         *,
         clock: Clock | None = None,
         listeners: Sequence[CommitListener] = (),
+        embedded_document: bool = False,
     ) -> None:
         self.destination = destination
         self.name = name
         self.clock = clock or SystemClock()
         self.listeners = list(listeners)
+        self.embedded_document = embedded_document
+        """Rows carry their document in ``flow_document`` (see TableWrite)."""
         self.transactions = 0
         self.documents = 0
         self.rows = 0
@@ -105,7 +108,16 @@ class Materializer:
             if not changes.documents:
                 continue
             shape = shapes[binding].snapshot()
-            writes.append(TableWrite(binding, binding, shape, changes.upserts(), changes.deletes()))
+            writes.append(
+                TableWrite(
+                    binding,
+                    binding,
+                    shape,
+                    changes.upserts(),
+                    changes.deletes(),
+                    embedded_document=self.embedded_document,
+                )
+            )
         published = self.clock.wall()
         self.last_commit_at = published
         pending = _Pending(txn, writes, started, quiet)

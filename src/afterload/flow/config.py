@@ -25,9 +25,9 @@ from pydantic import (
 
 from afterload.config.problems import validation_problems
 from afterload.destinations.config import DestinationConfig as Destination
+from afterload.errors import ConfigError
 from afterload.ndjson.sync_schedule import SyncSchedule
 from afterload.triggers.dbt_cloud.config import DbtJobTrigger
-from afterload.errors import ConfigError
 
 
 def _drop_empty(value: Any) -> Any:

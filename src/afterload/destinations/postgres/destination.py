@@ -14,7 +14,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from afterload.core.checkpoint import Checkpoint
-from afterload.core.schema import ColumnType
+from afterload.core.schema import ColumnType, TableShape
 from afterload.destinations.base import (
     DestinationError,
     FencedError,
@@ -81,6 +81,10 @@ class PostgresDestination(Writer):
         self._merge_only: set[str] = set()
         """Tables whose keys met existing rows: skip the attempt to COPY straight in."""
         self.reconnects = 0
+        self.exclusive = True
+        """Take the advisory lock that refuses a second process. The Flow driver turns it
+        off: its runtime starts a shard's successor before the old one is surely gone, and
+        the fence alone decides (the newer process commits, the older is fenced off)."""
         """How many times a lost connection was re-established (for tests and logs)."""
 
     @classmethod
@@ -258,6 +262,8 @@ class PostgresDestination(Writer):
 
     def _take_lock(self, cur: Cursor, *, wait: float) -> None:
         """The session lock that refuses a second process; waits a little for a dying one."""
+        if not self.exclusive:
+            return
         deadline = time.monotonic() + wait
         while True:
             row = cur.execute(
@@ -339,6 +345,39 @@ class PostgresDestination(Writer):
             log.info("%s: reconnected; the interrupted commit had been committed", self.name)
             return True
         raise FencedError(self._taken_over_message())
+
+    def load_documents(self, table: str, shape: TableShape, keys: list[bytes]) -> list[str]:
+        if not keys:
+            return []
+
+        def attempt() -> list[str]:
+            self._attach(None)
+            try:
+                return self._load_once(table, shape, keys)
+            except psycopg.Error as exc:
+                raise self._failed(exc, f"loading documents of {table}") from None
+
+        return self._retrying(f"loading documents of {table}", attempt)
+
+    def committed_checkpoints(self, prefix: str) -> dict[str, Checkpoint]:
+        """Every committed checkpoint of a materialization whose name starts with ``prefix``
+        (the Flow driver's key ranges, to inherit a parent range's position)."""
+
+        def attempt() -> dict[str, Checkpoint]:
+            self._attach(None)
+            try:
+                with self.conn.cursor() as cur:
+                    rows = cur.execute(
+                        f"SELECT materialization, checkpoint::text FROM {self._q(CHECKPOINTS)} "
+                        "WHERE starts_with(materialization, %s) AND transactions > 0",
+                        [prefix],
+                    ).fetchall()
+                self.conn.commit()
+            except psycopg.Error as exc:
+                raise self._failed(exc, "reading checkpoints") from None
+            return {str(name): Checkpoint.from_json(text) for name, text in rows}
+
+        return self._retrying("reading checkpoints", attempt)
 
     def _taken_over_message(self) -> str:
         return (

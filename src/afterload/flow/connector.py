@@ -1,0 +1,231 @@
+"""The connector's I/O shell: requests from stdin through the pure session to the destination.
+
+:mod:`.machine` decides the order; this shell does what its actions say. Every Store of a
+transaction goes into one core :class:`~afterload.core.transaction.Transaction` (keyed by the
+packed key, so the last Store of a key wins), and StartCommit commits it through the core
+:class:`~afterload.core.materializer.Materializer` with the runtime checkpoint in the typed
+checkpoint's ``driver`` field: data, checkpoint and fence in one destination transaction.
+The commit is synchronous, so it is durable before ``StartedCommit`` goes out, and
+``Acknowledged`` follows as soon as the runtime has acknowledged it too.
+
+Store lines are the hot path: they are read straight from the raw JSON (no model), the
+rest through the protocol models.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from afterload.core import exactjson
+from afterload.core.checkpoint import Checkpoint
+from afterload.core.materializer import Materializer
+from afterload.core.schema import TableShape
+from afterload.core.transaction import BindingChanges, Transaction
+from afterload.destinations.base import Destination
+from afterload.destinations.factory import open_destination
+from afterload.errors import AfterloadError
+from afterload.flow import machine
+from afterload.flow.codec import RequestReader, ResponseWriter
+from afterload.flow.config import EndpointConfig, parse_endpoint, parse_resource
+from afterload.flow.errors import ProtocolError
+from afterload.flow.ranges import inherited, range_name
+from afterload.flow.request import Apply, Open, Spec, Store, Validate, parse_request
+from afterload.flow.response import (
+    Acknowledged,
+    Applied,
+    Flushed,
+    Opened,
+    StartedCommit,
+    encode_loaded,
+)
+from afterload.flow.spec import spec_response
+from afterload.flow.tables import FlowTable
+from afterload.flow.tuples import unpack
+from afterload.flow.validation import applied_description, validated
+
+log = logging.getLogger("afterload.flow")
+
+_STORE_PREFIX = b'{"store":'
+
+
+def _fast_store(line: bytes) -> Store | None:
+    """A Store read from raw JSON without validation; None if the line is something else."""
+    if not line.startswith(_STORE_PREFIX):
+        return None
+    try:
+        body = exactjson.loads(line)["store"]
+        return Store.model_construct(
+            binding=int(body.get("binding", 0)),
+            key_packed=base64.b64decode(body.get("keyPacked", "")),
+            values_packed=base64.b64decode(body.get("valuesPacked", "")),
+            doc=body.get("doc"),
+            exists=bool(body.get("exists", False)),
+            delete=bool(body.get("delete", False)),
+        )
+    except Exception:
+        return None  # the model path words the problem
+
+
+class Connector:
+    """One connector process: answers requests until the runtime closes stdin."""
+
+    def __init__(
+        self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None, base_dir: Path = Path()
+    ) -> None:
+        self.reader = RequestReader(stdin)
+        self.writer = ResponseWriter(stdout)
+        self.session = machine.Session()
+        self.base_dir = base_dir
+        self.destination: Destination | None = None
+        self.materializer: Materializer | None = None
+        self.tables: list[FlowTable] = []
+        self.endpoint: EndpointConfig | None = None
+        self.staged: list[dict[bytes, bytes]] = []
+        self.txn = Transaction()
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _requests(self) -> Any:
+        while True:
+            line = self.reader.read_line()
+            if line is None:
+                return
+            yield _fast_store(line) or parse_request(line)
+
+    def run(self) -> None:
+        try:
+            for request in self._requests():
+                for action in self.session.receive(request):
+                    self._do(action)
+            self.session.end()
+        finally:
+            if self.destination is not None:
+                self.destination.close()
+
+    def _do(self, action: machine.Action) -> None:
+        match action:
+            case machine.ApplyStore(store=store):
+                self._store(store)
+            case machine.StageLoad(load=load):
+                table = self.tables[load.binding]
+                if load.key_packed not in self.staged[load.binding]:
+                    key = unpack(load.key_packed, "Load keyPacked")
+                    self.staged[load.binding][load.key_packed] = table.key_line(key)
+            case machine.EvaluateLoads():
+                self._evaluate_loads()
+            case machine.StartCommitAction(checkpoint=checkpoint):
+                self._commit(checkpoint)
+            case machine.SendAcknowledged():
+                self.writer.write(Acknowledged())
+            case machine.OpenSession(open=open_):
+                self._open(open_)
+            case machine.Answer(request=request):
+                self._answer(request)
+
+    # --- unary requests ---------------------------------------------------------------------
+
+    def _answer(self, request: Spec | Validate | Apply) -> None:
+        if isinstance(request, Spec):
+            self.writer.write(spec_response())
+        elif isinstance(request, Validate):
+            self.writer.write(validated(request, self.base_dir))
+        else:
+            self.writer.write(Applied(action_description=applied_description(request)))
+
+    # --- the session ------------------------------------------------------------------------
+
+    def _open(self, request: Open) -> None:
+        spec = request.materialization
+        endpoint = self.endpoint = parse_endpoint(spec.config)
+        rng = request.range
+        destination = open_destination(endpoint.destination, self.base_dir)
+        if endpoint.destination.duckdb is not None and not rng.is_full:
+            raise AfterloadError(
+                f"materialization {spec.name}: a DuckDB destination has a single writer, so "
+                f"it cannot take the split key range {rng.key_begin:08x}-{rng.key_end:08x}; "
+                "run one shard"
+            )
+        if hasattr(destination, "exclusive"):
+            destination.exclusive = False  # Flow's successor shard must take over: fences decide
+        self.destination = destination
+        self.tables = [
+            FlowTable(
+                i,
+                b,
+                parse_resource(b.resource_config, i),
+                wide_ints=destination.wide_ints,
+                stores_nul=destination.stores_nul,
+            )
+            for i, b in enumerate(spec.bindings)
+        ]
+        self.staged = [{} for _ in self.tables]
+        name = range_name(spec.name, rng.key_begin, rng.key_end)
+        self.materializer = Materializer(destination, name, embedded_document=True)
+        recovered = self.materializer.open()
+        checkpoint: Any = None
+        if recovered.transactions > 0:
+            checkpoint = recovered.checkpoint.driver
+        else:
+            committed = getattr(destination, "committed_checkpoints", None)
+            if committed is not None:
+                found = committed(spec.name + "@")
+                parent = inherited(found, spec.name, rng.key_begin, rng.key_end)
+                if parent is not None:
+                    checkpoint = parent.driver
+                    log.info("range %s starts from the checkpoint of the range covering it", name)
+        log.info("opened %s (fence %d)", name, recovered.fence)
+        self.writer.write(
+            Opened(runtime_checkpoint=checkpoint if isinstance(checkpoint, dict) else None)
+        )
+        self.txn = self._new_transaction()
+
+    def _new_transaction(self) -> Transaction:
+        txn = Transaction()
+        hard = self.endpoint.hardDelete if self.endpoint is not None else False
+        for t in self.tables:
+            txn.changes[t.table] = BindingChanges(delta=t.delta, hard_delete=hard)
+        return txn
+
+    def _evaluate_loads(self) -> None:
+        destination = self.destination
+        assert destination is not None
+        loader = getattr(destination, "load_documents", None)
+        for table, staged in zip(self.tables, self.staged, strict=True):
+            if not staged or loader is None:
+                continue
+            docs: list[str] = loader(table.table, table.shape, list(staged.values()))
+            self.writer.write_lines([encode_loaded(table.index, doc) for doc in docs])
+            staged.clear()
+        self.writer.write(Flushed())
+
+    def _store(self, store: Store) -> None:
+        if store.binding >= len(self.tables):
+            raise ProtocolError(f"Store names binding {store.binding}, which Open does not have")
+        table = self.tables[store.binding]
+        key = unpack(store.key_packed, "Store keyPacked")
+        values = unpack(store.values_packed, "Store valuesPacked")
+        row = table.row(key, values, store.doc)
+        self.txn.changes[table.table].add(store.key_packed, row, store.delete)
+        self.txn.documents += 1
+
+    def _commit(self, checkpoint: dict[str, Any]) -> None:
+        assert self.materializer is not None
+        shapes: dict[str, TableShape] = {t.table: t.shape for t in self.tables}
+        self.materializer.commit(self.txn, Checkpoint(driver=checkpoint), shapes)
+        self.txn = self._new_transaction()
+        self.writer.write(StartedCommit())
+        for action in self.session.commit_durable():
+            self._do(action)
+
+
+def run_connector(stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
+    """Run until stdin ends; 0 on a clean end, 1 after logging one sentence."""
+    try:
+        Connector(stdin, stdout).run()
+    except AfterloadError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
