@@ -188,7 +188,12 @@ def test_zombie_of_same_range_is_fenced_and_ranges_side_by_side(tmp_path: Path) 
             with pytest.raises(StandinError):
                 old.expect("startedCommit")
             assert old.process.wait(10) == 1
-            new.transaction(loads=[], stores=[_doc(2, "n", "new", 2)], checkpoint=checkpoint(2))
+            new.transaction(
+                loads=[],
+                stores=[_doc(2, "n", "new", 2)],
+                checkpoint=checkpoint(2),
+                acknowledged_pending=False,
+            )
             new.expect_acknowledged()
         assert any("opened by another process" in line for line in old.stderr_lines)
         assert [(r[0], r[2]) for r in _table(target)] == [(2, "new"), (7, "other")]
