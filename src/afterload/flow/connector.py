@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -41,10 +42,14 @@ from afterload.flow.response import (
     StartedCommit,
     encode_loaded,
 )
+from afterload.flow.shared_trigger import SharedFires
 from afterload.flow.spec import spec_response
 from afterload.flow.tables import FlowTable
 from afterload.flow.tuples import unpack
 from afterload.flow.validation import applied_description, validated
+from afterload.triggers.base import TriggerAction
+from afterload.triggers.dbt_cloud.action import DbtCloudAction
+from afterload.triggers.runner import TriggerThread
 
 log = logging.getLogger("afterload.flow")
 
@@ -85,6 +90,8 @@ class Connector:
         self.endpoint: EndpointConfig | None = None
         self.staged: list[dict[bytes, bytes]] = []
         self.txn = Transaction()
+        self.triggers: TriggerThread | None = None
+        self._last_commit: datetime | None = None
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -102,6 +109,8 @@ class Connector:
                     self._do(action)
             self.session.end()
         finally:
+            if self.triggers is not None:
+                self.triggers.close()
             if self.destination is not None:
                 self.destination.close()
 
@@ -118,8 +127,10 @@ class Connector:
                 self._evaluate_loads()
             case machine.StartCommitAction(checkpoint=checkpoint):
                 self._commit(checkpoint)
-            case machine.SendAcknowledged():
+            case machine.SendAcknowledged(stores=stores):
                 self.writer.write(Acknowledged())
+                if self.triggers is not None and stores > 0:
+                    self.triggers.notify_commit(stores)  # returns at once: never delays acks
             case machine.OpenSession(open=open_):
                 self._open(open_)
             case machine.Answer(request=request):
@@ -181,6 +192,29 @@ class Connector:
             Opened(runtime_checkpoint=checkpoint if isinstance(checkpoint, dict) else None)
         )
         self.txn = self._new_transaction()
+        self._last_commit = recovered.committed_at
+        self._start_trigger(spec.name, endpoint)
+
+    def _start_trigger(self, name: str, endpoint: EndpointConfig) -> None:
+        """The dbt trigger: fires at start and after acknowledged data; shared on PostgreSQL."""
+        settings = endpoint.dbt_job_trigger.trigger()
+        if settings is None:
+            return
+        action: TriggerAction = DbtCloudAction(settings)
+        pg = endpoint.destination.postgres
+        if pg is not None:
+            from afterload.destinations.postgres.connect import ConnectSettings
+
+            connect = ConnectSettings.from_config(pg)
+            action = SharedFires(
+                action,
+                lambda: connect.connect(autocommit=False),
+                connect.schema,
+                f"{name} {settings.account_id}/{settings.job_id}",
+                lambda: self._last_commit,
+            )
+        self.triggers = TriggerThread([action])
+        self.triggers.start(initial_fire=True)
 
     def _new_transaction(self) -> Transaction:
         txn = Transaction()
@@ -215,6 +249,8 @@ class Connector:
         assert self.materializer is not None
         shapes: dict[str, TableShape] = {t.table: t.shape for t in self.tables}
         self.materializer.commit(self.txn, Checkpoint(driver=checkpoint), shapes)
+        if self.txn.stored:
+            self._last_commit = self.materializer.last_commit_at
         self.txn = self._new_transaction()
         self.writer.write(StartedCommit())
         for action in self.session.commit_durable():
