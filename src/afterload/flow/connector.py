@@ -18,7 +18,7 @@ import base64
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from afterload.core import exactjson
 from afterload.core.checkpoint import Checkpoint
@@ -56,22 +56,40 @@ log = logging.getLogger("afterload.flow")
 _STORE_PREFIX = b'{"store":'
 
 
-def _fast_store(line: bytes) -> Store | None:
-    """A Store read from raw JSON without validation; None if the line is something else."""
+class FastStore(NamedTuple):
+    """A Store read straight from raw JSON: the hot path builds no model."""
+
+    binding: int
+    key_packed: bytes
+    values_packed: bytes
+    doc: Any
+    exists: bool
+    delete: bool
+
+
+def _fast_store(line: bytes) -> FastStore | None:
+    """A plain Store line; None for anything else, which the model path reads and words."""
     if not line.startswith(_STORE_PREFIX):
         return None
     try:
         body = exactjson.loads(line)["store"]
-        return Store.model_construct(
-            binding=int(body.get("binding", 0)),
-            key_packed=base64.b64decode(body.get("keyPacked", "")),
-            values_packed=base64.b64decode(body.get("valuesPacked", "")),
-            doc=body.get("doc"),
-            exists=bool(body.get("exists", False)),
-            delete=bool(body.get("delete", False)),
+        binding = body.get("binding", 0)
+        exists = body.get("exists", False)
+        delete = body.get("delete", False)
+        if type(binding) is not int or binding < 0 or type(exists) is not bool:
+            return None
+        if type(delete) is not bool:
+            return None
+        return FastStore(
+            binding,
+            base64.b64decode(body.get("keyPacked", ""), validate=True),
+            base64.b64decode(body.get("valuesPacked", ""), validate=True),
+            body.get("doc"),
+            exists,
+            delete,
         )
     except Exception:
-        return None  # the model path words the problem
+        return None
 
 
 class Connector:
@@ -100,12 +118,18 @@ class Connector:
             line = self.reader.read_line()
             if line is None:
                 return
-            yield _fast_store(line) or parse_request(line)
+            store = _fast_store(line)
+            yield store if store is not None else parse_request(line)
 
     def run(self) -> None:
+        session = self.session
         try:
             for request in self._requests():
-                for action in self.session.receive(request):
+                if type(request) is FastStore:
+                    session.accept_store(request.binding, request.exists)
+                    self._store(request)
+                    continue
+                for action in session.receive(request):
                     self._do(action)
             self.session.end()
         finally:
@@ -235,7 +259,7 @@ class Connector:
             staged.clear()
         self.writer.write(Flushed())
 
-    def _store(self, store: Store) -> None:
+    def _store(self, store: Store | FastStore) -> None:
         if store.binding >= len(self.tables):
             raise ProtocolError(f"Store names binding {store.binding}, which Open does not have")
         table = self.tables[store.binding]

@@ -197,14 +197,7 @@ class Session:
                 self._stores = 0
                 return [EvaluateLoads(self._loads)]
             case Store():
-                if self.phase is not Phase.STORING:
-                    raise self._violation(request)
-                self._check_binding(request)
-                if request.exists and self._delta[request.binding]:
-                    raise self._violation(
-                        request, f"binding {request.binding} is delta-updates: nothing exists"
-                    )
-                self._stores += 1
+                self.accept_store(request.binding, request.exists)
                 return [ApplyStore(request)]
             case StartCommit():
                 if self.phase is not Phase.STORING:
@@ -218,6 +211,19 @@ class Session:
                 self.transactions += 1
                 return [StartCommitAction(request.runtime_checkpoint, self._stores)]
         raise self._violation(type(request).__name__)  # pragma: no cover - exhaustive
+
+    def accept_store(self, binding: int, exists: bool) -> None:
+        """The checks of one Store, without a model: the shell's hot path calls this directly
+        and applies the Store itself (the one action a Store ever calls for)."""
+        if self.phase is not Phase.STORING:
+            raise self._violation("Store")
+        if binding >= len(self._delta):
+            raise self._violation(
+                "Store", f"binding {binding} does not exist; Open has {len(self._delta)}"
+            )
+        if exists and self._delta[binding]:
+            raise self._violation("Store", f"binding {binding} is delta-updates: nothing exists")
+        self._stores += 1
 
     def commit_durable(self) -> list[Action]:
         """The shell's report: the commit of the last StartCommit is durable."""

@@ -18,7 +18,10 @@ from typing import Any
 
 import fdb.tuple  # type: ignore[import-untyped]
 
+from afterload.core import exactjson
 from afterload.flow.errors import ProtocolError
+
+_PLAIN = frozenset({type(None), bool, int, float, str})
 
 
 def _element(value: Any, where: str) -> Any:
@@ -26,7 +29,7 @@ def _element(value: Any, where: str) -> Any:
         return value
     if isinstance(value, bytes):
         try:
-            parsed = json.loads(value)
+            parsed = exactjson.loads(value)
         except (UnicodeDecodeError, ValueError):
             # Not JSON text: a binary value, which JSON carries as base64.
             return base64.b64encode(value).decode("ascii")
@@ -44,7 +47,8 @@ def unpack(packed: bytes, where: str = "packed tuple") -> list[Any]:
         elements = fdb.tuple.unpack(packed)
     except Exception as err:  # the codec raises ValueError, IndexError, struct.error …
         raise ProtocolError(f"{where} is not a FoundationDB tuple ({err})") from None
-    return [_element(value, where) for value in elements]
+    plain = _PLAIN
+    return [v if type(v) in plain else _element(v, where) for v in elements]
 
 
 def unpack_b64(text: str, where: str = "packed tuple") -> list[Any]:
