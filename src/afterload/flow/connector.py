@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
+from afterload.clock import SystemClock
 from afterload.core import exactjson
 from afterload.core.checkpoint import Checkpoint
 from afterload.core.materializer import Materializer
@@ -29,6 +31,7 @@ from afterload.destinations.base import Destination
 from afterload.destinations.factory import open_destination
 from afterload.errors import AfterloadError
 from afterload.flow import machine
+from afterload.flow.ack_schedule import AckSchedule
 from afterload.flow.codec import RequestReader, ResponseWriter
 from afterload.flow.config import EndpointConfig, parse_endpoint, parse_resource
 from afterload.flow.errors import ProtocolError
@@ -47,6 +50,7 @@ from afterload.flow.spec import spec_response
 from afterload.flow.tables import FlowTable
 from afterload.flow.tuples import unpack
 from afterload.flow.validation import applied_description, validated
+from afterload.ndjson.sync_schedule import SyncPolicy
 from afterload.triggers.base import TriggerAction
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
 from afterload.triggers.runner import TriggerThread
@@ -109,6 +113,8 @@ class Connector:
         self.staged: list[dict[bytes, bytes]] = []
         self.txn = Transaction()
         self.triggers: TriggerThread | None = None
+        self.acks: AckSchedule | None = None
+        self.clock = SystemClock()
         self._last_commit: datetime | None = None
 
     # --- the loop ---------------------------------------------------------------------------
@@ -151,10 +157,17 @@ class Connector:
                 self._evaluate_loads()
             case machine.StartCommitAction(checkpoint=checkpoint):
                 self._commit(checkpoint)
-            case machine.SendAcknowledged(stores=stores):
-                self.writer.write(Acknowledged())
+            case machine.SendAcknowledged(stores=stores, recovery=recovery):
                 if self.triggers is not None and stores > 0:
                     self.triggers.notify_commit(stores)  # returns at once: never delays acks
+                if self.acks is not None:
+                    due = self.acks.acknowledge_at(stores, recovery=recovery, now=self.clock.wall())
+                    if due is not None:
+                        log.info("sync schedule: acknowledging at %s", due.isoformat())
+                        time.sleep(max(0.0, (due - self.clock.wall()).total_seconds()))
+                self.writer.write(Acknowledged())
+                if self.acks is not None:
+                    self.acks.sent(self.clock.wall())
             case machine.OpenSession(open=open_):
                 self._open(open_)
             case machine.Answer(request=request):
@@ -218,6 +231,7 @@ class Connector:
         self.txn = self._new_transaction()
         self._last_commit = recovered.committed_at
         self._start_trigger(spec.name, endpoint)
+        self.acks = AckSchedule(SyncPolicy(endpoint.syncSchedule, spec.name))
 
     def _start_trigger(self, name: str, endpoint: EndpointConfig) -> None:
         """The dbt trigger: fires at start and after acknowledged data; shared on PostgreSQL."""
