@@ -222,3 +222,40 @@ def test_split_range_inherits_parent_checkpoint_and_duckdb_refuses(tmp_path: Pat
         )
         assert rt.process.wait(30) == 1
     assert any("single writer" in line for line in rt.stderr_lines)
+
+
+def test_delta_appends_and_soft_delete_keeps_the_deletion_document(
+    target: Target, tmp_path: Path
+) -> None:
+    with Standin.spawn() as rt:
+        rt.open(_spec(target, tmp_path, delta=True))
+        rt.acknowledge()
+        rt.expect_acknowledged()
+        for n in (1, 2):
+            rt.transaction(
+                loads=[],
+                stores=[_doc(1, "a", f"v{n}", n), _doc(1, "a", f"w{n}", n)],
+                checkpoint=checkpoint(n),
+                acknowledged_pending=False,
+            )
+            rt.expect_acknowledged()
+        assert rt.close() == 0
+    assert sorted(r[2] for r in _table(target)) == ["v1", "v2", "w1", "w2"]
+    target.drop()
+    soft = Target(target.kind, tmp_path / "soft")
+    (tmp_path / "soft").mkdir()
+    try:
+        with Standin.spawn() as rt:
+            rt.open(_spec(soft, tmp_path / "soft"))
+            rt.acknowledge()
+            rt.transaction(
+                loads=[],
+                stores=[_doc(1, "a", "one", 1), _doc(1, "a", None, None, delete=True)],
+                checkpoint=checkpoint(1),
+            )
+            rt.expect_acknowledged()
+            assert rt.close() == 0
+        rows = _table(soft)
+        assert len(rows) == 1 and json.loads(rows[0][4])["_meta"]["op"] == "d"
+    finally:
+        soft.drop()
