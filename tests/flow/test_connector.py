@@ -259,3 +259,40 @@ def test_delta_appends_and_soft_delete_keeps_the_deletion_document(
         assert len(rows) == 1 and json.loads(rows[0][4])["_meta"]["op"] == "d"
     finally:
         soft.drop()
+
+
+def test_spec_validate_apply_through_the_connector(target: Target, tmp_path: Path) -> None:
+    spec = _spec(target, tmp_path)
+    with Standin.spawn() as rt:
+        rt.open(spec)
+        rt.acknowledge()
+        rt.transaction(loads=[], stores=[_doc(1, "a", "one", 1)], checkpoint=checkpoint(1))
+        rt.expect_acknowledged()
+        assert rt.close() == 0
+    with Standin.spawn() as rt:
+        rt.send({"spec": {"connectorType": "IMAGE", "config": {}}})
+        assert rt.expect("spec")["protocol"] == 3032023
+    bindings = [
+        {
+            "resourceConfig": b["resourceConfig"],
+            "collection": {
+                **b["collection"],
+                "projections": [
+                    {**p, "inference": {"types": ["string"]}} if p["field"] == "n" else p
+                    for p in b["collection"]["projections"]
+                ],
+            },
+        }
+        for b in spec["bindings"]
+    ]
+    with Standin.spawn() as rt:
+        rt.send({"validate": {"name": "acmeCo/m", "config": spec["config"], "bindings": bindings}})
+        validated = rt.expect("validated")["bindings"][0]
+    assert validated["resourcePath"] == ["things"]
+    n = validated["constraints"]["n"]
+    assert n["type"] == "INCOMPATIBLE" and "things" in n["reason"] and "BIGINT" in n["reason"]
+    assert validated["constraints"]["v"]["type"] == "LOCATION_RECOMMENDED"
+    with Standin.spawn() as rt:
+        rt.send({"apply": {"materialization": spec, "version": "v1"}})
+        described = rt.expect("applied")["actionDescription"]
+    assert "things" in described and "k/name" in described
