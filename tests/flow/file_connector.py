@@ -36,10 +36,11 @@ def _save(path: Path, state: dict[str, Any]) -> None:
     tmp.write_text(json.dumps(state))
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
-def run(path: Path) -> int:
+# One loop on purpose: it shows the whole shell on one screen.
+def run(path: Path) -> int:  # noqa: C901
     log = logs.configure()
     reader, writer, session = RequestReader(), ResponseWriter(), machine.Session()
     state = _load(path)

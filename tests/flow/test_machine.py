@@ -109,7 +109,7 @@ def test_any_request_out_of_place_is_a_violation_naming_message_and_state(
         )
     ]
     cut = data.draw(st.integers(0, len(requests)))
-    intruder = data.draw(
+    intruder: Any = data.draw(
         st.sampled_from(
             [
                 rq.Open(materialization=MaterializationSpec(name="m")),

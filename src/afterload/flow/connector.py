@@ -158,20 +158,23 @@ class Connector:
             case machine.StartCommitAction(checkpoint=checkpoint):
                 self._commit(checkpoint)
             case machine.SendAcknowledged(stores=stores, recovery=recovery):
-                if self.triggers is not None and stores > 0:
-                    self.triggers.notify_commit(stores)  # returns at once: never delays acks
-                if self.acks is not None:
-                    due = self.acks.acknowledge_at(stores, recovery=recovery, now=self.clock.wall())
-                    if due is not None:
-                        log.info("sync schedule: acknowledging at %s", due.isoformat())
-                        time.sleep(max(0.0, (due - self.clock.wall()).total_seconds()))
-                self.writer.write(Acknowledged())
-                if self.acks is not None:
-                    self.acks.sent(self.clock.wall())
+                self._acknowledge(stores, recovery=recovery)
             case machine.OpenSession(open=open_):
                 self._open(open_)
             case machine.Answer(request=request):
                 self._answer(request)
+
+    def _acknowledge(self, stores: int, *, recovery: bool) -> None:
+        if self.triggers is not None and stores > 0:
+            self.triggers.notify_commit(stores)  # returns at once: never delays acks
+        if self.acks is not None:
+            due = self.acks.acknowledge_at(stores, recovery=recovery, now=self.clock.wall())
+            if due is not None:
+                log.info("sync schedule: acknowledging at %s", due.isoformat())
+                time.sleep(max(0.0, (due - self.clock.wall()).total_seconds()))
+        self.writer.write(Acknowledged())
+        if self.acks is not None:
+            self.acks.sent(self.clock.wall())
 
     # --- unary requests ---------------------------------------------------------------------
 

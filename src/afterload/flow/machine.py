@@ -148,27 +148,39 @@ class Session:
 
     # --- events --------------------------------------------------------------------------
 
+    def _before_open(self, request: Spec | Validate | Apply | Open) -> list[Action]:
+        if self.phase is not Phase.IDLE:
+            raise self._violation(request)
+        if not isinstance(request, Open):
+            return [Answer(request)]
+        self._delta = [b.delta_updates for b in request.materialization.bindings]
+        self.phase = Phase.AWAIT_ACKNOWLEDGE
+        # The recovery commit is whatever the destination already holds: durable.
+        self._durable = True
+        self._acknowledged_by_runtime = False
+        self._acknowledged_sent = False
+        self._recovery = True
+        self._committing_stores = 0
+        return [OpenSession(request)]
+
+    def _load(self, request: Load) -> list[Action]:
+        if self.phase is not Phase.LOADING:
+            raise self._violation(request)
+        self._check_binding(request)
+        if self._delta[request.binding]:
+            raise self._violation(
+                request, f"binding {request.binding} is delta-updates and never loads"
+            )
+        self._loads += 1
+        return [StageLoad(request)]
+
     def receive(self, request: Request) -> list[Action]:
         """The next request from the runtime → the actions it calls for."""
         if self.phase is Phase.CLOSED:
             raise self._violation(request)
         match request:
-            case Spec() | Validate() | Apply():
-                if self.phase is not Phase.IDLE:
-                    raise self._violation(request)
-                return [Answer(request)]
-            case Open():
-                if self.phase is not Phase.IDLE:
-                    raise self._violation(request)
-                self._delta = [b.delta_updates for b in request.materialization.bindings]
-                self.phase = Phase.AWAIT_ACKNOWLEDGE
-                # The recovery commit is whatever the destination already holds: durable.
-                self._durable = True
-                self._acknowledged_by_runtime = False
-                self._acknowledged_sent = False
-                self._recovery = True
-                self._committing_stores = 0
-                return [OpenSession(request)]
+            case Spec() | Validate() | Apply() | Open():
+                return self._before_open(request)
             case Acknowledge():
                 if self.phase is not Phase.AWAIT_ACKNOWLEDGE:
                     raise self._violation(request)
@@ -177,15 +189,7 @@ class Session:
                 self._loads = 0
                 return self._maybe_acknowledge()
             case Load():
-                if self.phase is not Phase.LOADING:
-                    raise self._violation(request)
-                self._check_binding(request)
-                if self._delta[request.binding]:
-                    raise self._violation(
-                        request, f"binding {request.binding} is delta-updates and never loads"
-                    )
-                self._loads += 1
-                return [StageLoad(request)]
+                return self._load(request)
             case Flush():
                 if self.phase is not Phase.LOADING:
                     raise self._violation(request)

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from afterload.core.checkpoint import Checkpoint
-from afterload.core.schema import ColumnType, TableShape
+from afterload.core.schema import ColumnType
 from afterload.destinations.base import (
     DestinationError,
     FencedError,
@@ -32,7 +32,7 @@ from afterload.destinations.postgres.connect import (
     backend_pid,
     sql_literal,
 )
-from afterload.destinations.postgres.writer import Writer
+from afterload.destinations.postgres.reads import Reads
 from afterload.destinations.sql import CHECKPOINTS, first_line, quote
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ _LOCK_CLASS = 0x6166_746C
 """The first key of our advisory locks (``aftl``), so they never meet another application's."""
 
 
-class PostgresDestination(Writer):
+class PostgresDestination(Reads):
     """Implements :class:`afterload.destinations.base.Destination` on a PostgreSQL schema."""
 
     stores_nul = False  # neither TEXT nor JSONB can hold U+0000
@@ -345,39 +345,6 @@ class PostgresDestination(Writer):
             log.info("%s: reconnected; the interrupted commit had been committed", self.name)
             return True
         raise FencedError(self._taken_over_message())
-
-    def load_documents(self, table: str, shape: TableShape, keys: list[bytes]) -> list[str]:
-        if not keys:
-            return []
-
-        def attempt() -> list[str]:
-            self._attach(None)
-            try:
-                return self._load_once(table, shape, keys)
-            except psycopg.Error as exc:
-                raise self._failed(exc, f"loading documents of {table}") from None
-
-        return self._retrying(f"loading documents of {table}", attempt)
-
-    def committed_checkpoints(self, prefix: str) -> dict[str, Checkpoint]:
-        """Every committed checkpoint of a materialization whose name starts with ``prefix``
-        (the Flow driver's key ranges, to inherit a parent range's position)."""
-
-        def attempt() -> dict[str, Checkpoint]:
-            self._attach(None)
-            try:
-                with self.conn.cursor() as cur:
-                    rows = cur.execute(
-                        f"SELECT materialization, checkpoint::text FROM {self._q(CHECKPOINTS)} "
-                        "WHERE starts_with(materialization, %s) AND transactions > 0",
-                        [prefix],
-                    ).fetchall()
-                self.conn.commit()
-            except psycopg.Error as exc:
-                raise self._failed(exc, "reading checkpoints") from None
-            return {str(name): Checkpoint.from_json(text) for name, text in rows}
-
-        return self._retrying("reading checkpoints", attempt)
 
     def _taken_over_message(self) -> str:
         return (
