@@ -77,9 +77,8 @@ def stream(orders: Path, docs: int, txn: int) -> Path:
     b64 = base64.b64encode
     with open(orders, "rb") as src, open(tmp, "wb") as out:
         out.write(b'{"acknowledge":{}}\n')
-        n = 0
         buf: list[bytes] = [b'{"flush":{}}']
-        for line in src:
+        for n, line in enumerate(src, 1):
             doc = orjson.loads(line)
             key = b64(pack([doc["id"]]))
             values = b64(pack([doc.get(f) for f in FIELDS]))
@@ -87,7 +86,6 @@ def stream(orders: Path, docs: int, txn: int) -> Path:
                 b'{"store":{"binding":0,"keyPacked":"%s","valuesPacked":"%s","doc":%s}}'
                 % (key, values, line.rstrip(b"\n"))
             )
-            n += 1
             if n % txn == 0 or n == docs:
                 cp = {"sources": {"bench/orders/journal": {"readThrough": str(n)}}}
                 buf.append(orjson.dumps({"startCommit": {"runtimeCheckpoint": cp}}))
@@ -189,7 +187,8 @@ def main() -> None:
     work = DATA / "flow-work"
     work.mkdir(exist_ok=True)
     print(
-        f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"# {platform.node()} {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.2f} at start; {args.docs:,} documents, "
         f"transactions of {args.txn:,}"
     )
