@@ -70,6 +70,7 @@ class Materializer:
         clock: Clock | None = None,
         listeners: Sequence[CommitListener] = (),
         state_sources: Sequence[TriggerStateSource] = (),
+        embedded_document: bool = False,
     ) -> None:
         self.destination = destination
         self.name = name
@@ -78,6 +79,8 @@ class Materializer:
         self.state_sources = list(state_sources)
         """Triggers whose state is committed in the checkpoint (see :mod:`.trigger_state`)."""
         self.sequence = 0
+        self.embedded_document = embedded_document
+        """Rows carry their document in ``flow_document`` (see TableWrite)."""
         self.transactions = 0
         self.documents = 0
         self.rows = 0
@@ -120,7 +123,16 @@ class Materializer:
             if not changes.documents:
                 continue
             shape = shapes[binding].snapshot()
-            writes.append(TableWrite(binding, binding, shape, changes.upserts(), changes.deletes()))
+            writes.append(
+                TableWrite(
+                    binding,
+                    binding,
+                    shape,
+                    changes.upserts(),
+                    changes.deletes(),
+                    embedded_document=self.embedded_document,
+                )
+            )
         published = self.clock.wall()
         self.last_commit_at = published
         self.sequence += 1

@@ -37,6 +37,9 @@ class TableWrite:
     shape: TableShape
     upserts: list[bytes]
     deletes: list[bytes] = field(default_factory=list)
+    embedded_document: bool = False
+    """The document column comes from each line's ``flow_document`` property, not the whole
+    line (the Flow driver: its rows are fields, its document is the runtime's)."""
 
     @property
     def delta(self) -> bool:
@@ -79,6 +82,15 @@ class Destination(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class DocumentLoader(Protocol):
+    """Reads stored documents by key (the Flow driver's Loads), outside any commit."""
+
+    def load_documents(self, table: str, shape: TableShape, keys: list[bytes]) -> list[str]:
+        """The ``flow_document`` (JSON text) of each row whose key is in ``keys`` (JSON lines
+        of the key properties); absent keys give nothing."""
+        ...
 
 
 class StatusReader(Protocol):

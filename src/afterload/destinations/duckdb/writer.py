@@ -69,8 +69,9 @@ class Writer(Catalog):
         target = ", ".join(
             [*(quote(c) for c in cols), quote(DOCUMENT_COLUMN), quote(PUBLISHED_COLUMN)]
         )
+        document = "json -> '$.flow_document'" if write.embedded_document else "json"
         values = ", ".join(
-            [*(f"s[{literal(c)}]" for c in cols), "json", f"{literal(published_at)}::TIMESTAMPTZ"]
+            [*(f"s[{literal(c)}]" for c in cols), document, f"{literal(published_at)}::TIMESTAMPTZ"]
         )
         replace = (
             not shape.delta
@@ -94,6 +95,24 @@ class Writer(Catalog):
         cond = " AND ".join(f"{table}.{quote(k)} = d.s[{literal(k)}]" for k in keys)
         hit = self.con.execute(f"SELECT 1 FROM ({sub}) d JOIN {table} ON {cond} LIMIT 1")
         return hit.fetchone() is not None
+
+    def load_documents(self, table: str, shape: TableShape, keys: list[bytes]) -> list[str]:
+        """Stage the keys as NDJSON and join them against the table in one query."""
+        if not keys or self.columns(table) is None:
+            return []
+        stage = self._stage("loads.jsonl", keys)
+        try:
+            names = shape.key
+            sub = self._select(stage, shape, names, max(map(len, keys)))
+            target = self._q(table)
+            cond = " AND ".join(f"t.{quote(k)} = d.s[{literal(k)}]" for k in names)
+            rows = self.con.execute(
+                f"SELECT t.{quote(DOCUMENT_COLUMN)}::VARCHAR FROM {target} t "
+                f"JOIN ({sub}) d ON {cond}"
+            ).fetchall()
+        finally:
+            self._clear_stage()
+        return [str(r[0]) for r in rows]
 
     def _clear_stage(self) -> None:
         if self._stage_dir is not None:

@@ -32,7 +32,7 @@ from afterload.destinations.postgres.connect import (
     backend_pid,
     sql_literal,
 )
-from afterload.destinations.postgres.writer import Writer
+from afterload.destinations.postgres.reads import Reads
 from afterload.destinations.sql import CHECKPOINTS, first_line, quote
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ _LOCK_CLASS = 0x6166_746C
 """The first key of our advisory locks (``aftl``), so they never meet another application's."""
 
 
-class PostgresDestination(Writer):
+class PostgresDestination(Reads):
     """Implements :class:`afterload.destinations.base.Destination` on a PostgreSQL schema."""
 
     stores_nul = False  # neither TEXT nor JSONB can hold U+0000
@@ -81,6 +81,10 @@ class PostgresDestination(Writer):
         self._merge_only: set[str] = set()
         """Tables whose keys met existing rows: skip the attempt to COPY straight in."""
         self.reconnects = 0
+        self.exclusive = True
+        """Take the advisory lock that refuses a second process. The Flow driver turns it
+        off: its runtime starts a shard's successor before the old one is surely gone, and
+        the fence alone decides (the newer process commits, the older is fenced off)."""
         """How many times a lost connection was re-established (for tests and logs)."""
 
     @classmethod
@@ -258,6 +262,8 @@ class PostgresDestination(Writer):
 
     def _take_lock(self, cur: Cursor, *, wait: float) -> None:
         """The session lock that refuses a second process; waits a little for a dying one."""
+        if not self.exclusive:
+            return
         deadline = time.monotonic() + wait
         while True:
             row = cur.execute(

@@ -161,9 +161,17 @@ def _document_text(raw: bytes) -> str:
 
 
 def encode_rows(
-    lines: Iterable[bytes], plan: Plan, stamp: str, projections: Projections | None = None
+    lines: Iterable[bytes],
+    plan: Plan,
+    stamp: str,
+    projections: Projections | None = None,
+    *,
+    embedded: bool = False,
 ) -> Iterator[bytes]:
-    """COPY text for whole rows (the plan's columns, the document, the commit time), in chunks."""
+    """COPY text for whole rows (the plan's columns, the document, the commit time), in chunks.
+
+    With ``embedded`` the document is the line's ``flow_document`` property (Flow rows).
+    """
     loads = exactjson.loads
     tail = "\t" + stamp
     rows: list[str] = []
@@ -172,7 +180,11 @@ def encode_rows(
         if projections:
             project(doc, projections)
         values = [_NULL if (v := doc.get(n)) is None else enc(v) for n, enc in plan]
-        values.append(_document_text(raw))
+        values.append(
+            _document_text(dumps(doc["flow_document"]).encode())
+            if embedded
+            else _document_text(raw)
+        )
         rows.append("\t".join(values) + tail)
         if len(rows) >= _CHUNK_ROWS:
             rows.append("")

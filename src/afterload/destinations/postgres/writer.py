@@ -89,14 +89,18 @@ class Writer(Catalog):
         )
         into = f"{table.qualified} ({target})"
         if shape.delta or not keys or created:
-            self._copy(cur, into, encode_rows(write.upserts, plan, stamp, shape.projections))
+            self._copy(cur, into, self._rows(write, plan, stamp))
             return
         if table.name not in self._merge_only and self._all_new(cur, table, shape, write):
             # A backfill brings new keys: COPY straight in is about twice as fast as staging
             # and merging. Should a key exist after all, the savepoint undoes the attempt.
             cur.execute("SAVEPOINT afterload_append")
             try:
-                self._copy(cur, into, encode_rows(write.upserts, plan, stamp, shape.projections))
+                self._copy(
+                    cur,
+                    into,
+                    self._rows(write, plan, stamp),
+                )
             except pgerrors.UniqueViolation:
                 cur.execute("ROLLBACK TO SAVEPOINT afterload_append")
                 self._merge_only.add(table.name)
@@ -110,7 +114,7 @@ class Writer(Catalog):
         self._copy(
             cur,
             f"pg_temp._afterload_rows ({target})",
-            encode_rows(write.upserts, plan, stamp, shape.projections),
+            self._rows(write, plan, stamp),
         )
         key_cols = ", ".join(quote(table.columns[k].physical) for k in keys)
         updates = ", ".join(
@@ -127,6 +131,12 @@ class Writer(Catalog):
             f"ON CONFLICT ({key_cols}) DO UPDATE SET {updates}"
         )
         cur.execute("DROP TABLE pg_temp._afterload_rows")
+
+    @staticmethod
+    def _rows(write: TableWrite, plan: Plan, stamp: str) -> Iterator[bytes]:
+        return encode_rows(
+            write.upserts, plan, stamp, write.shape.projections, embedded=write.embedded_document
+        )
 
     def _all_new(self, cur: Cursor, table: Table, shape: TableShape, write: TableWrite) -> bool:
         """True if a sample of the keys finds no existing row (a cheap index probe)."""
@@ -153,6 +163,31 @@ class Writer(Catalog):
             columns,
         ).fetchone()
         return row is not None and not row[0]
+
+    def _load_once(self, table_name: str, shape: TableShape, keys: list[bytes]) -> list[str]:
+        """COPY the keys into a temporary table and join it against the table: one query."""
+        conn = self.conn  # type: ignore[attr-defined]
+        with conn.cursor() as cur:
+            table = self._describe(cur, table_name)
+            if table is None:
+                conn.commit()
+                return []
+            names = shape.key
+            cols = [table.columns[k] for k in names]
+            defs = ", ".join(f"{quote(c.physical)} {PG_TYPES[c.type]}" for c in cols)
+            cur.execute(f"CREATE TEMP TABLE pg_temp._afterload_loads ({defs}) ON COMMIT DROP")
+            self._copy(
+                cur,
+                f"pg_temp._afterload_loads ({', '.join(quote(c.physical) for c in cols)})",
+                encode_keys(keys, self._plan(table, shape, names)),
+            )
+            cond = " AND ".join(f"t.{quote(c.physical)} = d.{quote(c.physical)}" for c in cols)
+            rows = cur.execute(
+                f"SELECT t.{quote(DOCUMENT_COLUMN)}::text FROM {table.qualified} t "
+                f"JOIN pg_temp._afterload_loads d ON {cond}"
+            ).fetchall()
+        conn.commit()
+        return [str(r[0]) for r in rows]
 
     def _copy(self, cur: Cursor, target: str, chunks: Iterator[bytes]) -> None:
         with cur.copy(f"COPY {target} FROM STDIN") as copy:
