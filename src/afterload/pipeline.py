@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from afterload.clock import Clock
 from afterload.config.load import LoadedConfig
@@ -20,7 +21,11 @@ from afterload.ndjson.driver import NdjsonDriver
 from afterload.ndjson.progress import Progress
 from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
+from afterload.triggers.durable import DurableTriggers
 from afterload.triggers.runner import TriggerThread
+
+if TYPE_CHECKING:
+    from afterload.metrics import RunMetrics
 
 log = logging.getLogger("afterload.run")
 
@@ -66,9 +71,12 @@ def materialize(
     clock: Clock | None = None,
     stopper: Stopper | None = None,
     progress: Progress | None = None,
+    metrics: RunMetrics | None = None,
 ) -> Report:
     """Run the materialization: ``once`` reads what is there and returns; otherwise follow the
-    sources until ``stopper`` is asked to stop. Raises :class:`afterload.AfterloadError`."""
+    sources until ``stopper`` is asked to stop. Raises :class:`afterload.AfterloadError`.
+
+    ``metrics`` (see :mod:`afterload.metrics`) hears every commit and trigger decision."""
     actions = trigger_actions(loaded, clock=clock)
     triggers = TriggerThread(actions, clock=clock) if actions else None
     destination: Destination | None = None
@@ -78,30 +86,44 @@ def materialize(
         if triggers is not None:
             triggers.check_access()
         core = Materializer(destination, loaded.name, clock=clock)
+        durable: DurableTriggers | None = None
         if triggers is not None:
+            durable = DurableTriggers(actions, core, destination, clock=clock)
+            triggers.bind = durable.bind
             notify = triggers.notify_commit
             core.listeners.append(lambda commit: notify(commit.documents))
+        if metrics is not None:
+            core.listeners.append(metrics.committed)
         driver = NdjsonDriver(loaded, core, stopper=stopper, progress=progress)
+        if metrics is not None:
+            opened = driver
+            metrics.rejects = lambda: opened.rejected
         driver.open()
+        if metrics is not None and triggers is not None:
+            metrics.watch(triggers.prepare())
         if once:
-            return _once(driver, core, triggers, wait=wait, timeout=timeout)
+            return _once(driver, core, triggers, durable, wait=wait, timeout=timeout)
         if triggers is not None:
-            triggers.start(initial_fire=True)
+            assert durable is not None
+            triggers.start(initial_fire=durable.initial_fire)
         driver.run_follow()
         return _report(core, driver, triggers)
     finally:
         if driver is not None:
             driver.close()
-        if destination is not None:
-            destination.close()
-        if triggers is not None:
-            triggers.close()
+        try:
+            if triggers is not None:
+                triggers.close()  # before the destination: a fire in flight records its run
+        finally:
+            if destination is not None:
+                destination.close()
 
 
 def _once(
     driver: NdjsonDriver,
     core: Materializer,
     triggers: TriggerThread | None,
+    durable: DurableTriggers | None,
     *,
     wait: bool,
     timeout: float | None,
@@ -110,6 +132,11 @@ def _once(
     driver.close()
     if triggers is None:
         return _report(core, driver, None)
+    if not stored and durable is not None:
+        # ``on_start: pending``: data an earlier run committed and no run covers is owed too.
+        owed = [a for a in triggers.actions if getattr(a, "on_start", "always") == "pending"]
+        if any(durable.pending(a) for a in owed):
+            stored = 1
     if not stored:
         log.info("no documents were committed; the dbt job is not triggered")
         return _report(core, driver, triggers)

@@ -42,6 +42,9 @@ class Checkpoint(BaseModel):
     bindings: dict[str, BindingCheckpoint] = Field(default_factory=dict)
     driver: JsonValue = None
     """A driver's own opaque position (JSON); None for the NDJSON driver."""
+    triggers: dict[str, JsonValue] = Field(default_factory=dict)
+    """Per trigger name, its own opaque state (JSON), committed with the data it is about:
+    what a trigger still owes survives a crash exactly as the rows do."""
 
     def binding(self, name: str) -> BindingCheckpoint:
         """The binding's committed position; empty if it never committed."""

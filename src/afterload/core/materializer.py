@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import JsonValue
+
 from afterload.clock import Clock, SystemClock
 from afterload.core.checkpoint import Checkpoint
 from afterload.core.committer import Committer
@@ -38,9 +40,18 @@ class Commit:
     rows: int
     full: bool
     seconds: float
+    transaction: int = 0
+    """The destination's number for this transaction (counts every commit ever made)."""
+    published_at: datetime | None = None
+    """The commit time written to ``flow_published_at``."""
+    bytes: int = 0
+    """Bytes of input lines read into this transaction."""
 
 
 CommitListener = Callable[[Commit], None]
+OpenListener = Callable[[Recovered], None]
+TriggerStamp = Callable[[int, datetime, int], Mapping[str, JsonValue]]
+"""``stamp(transaction, published_at, documents)``: trigger states to commit with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +60,8 @@ class _Pending:
     writes: list[TableWrite]
     started: float
     quiet: bool
+    number: int
+    published: datetime
 
 
 class Materializer:
@@ -70,11 +83,21 @@ class Materializer:
         self.documents = 0
         self.rows = 0
         self.last_commit_at: datetime | None = None
+        self.opened: list[OpenListener] = []
+        """Called with the committed state once the destination is open (before any commit)."""
+        self.stamp: TriggerStamp | None = None
+        """Fills the checkpoint's ``triggers`` for each commit (the triggers' durable state)."""
+        self._number = 0
+        self._triggers: dict[str, JsonValue] = {}
         self._committer: Committer[_Pending] = Committer(self._committed)
 
     def open(self) -> Recovered:
         """Open the destination (raising its fence) and return where to resume from."""
         recovered = self.destination.open(self.name)
+        self._number = recovered.transactions
+        self._triggers = dict(recovered.checkpoint.triggers)
+        for listener in self.opened:
+            listener(recovered)
         if recovered.committed_at is not None:
             log.info(
                 "%s: resuming after transaction %d committed at %s",
@@ -108,7 +131,15 @@ class Materializer:
             writes.append(TableWrite(binding, binding, shape, changes.upserts(), changes.deletes()))
         published = self.clock.wall()
         self.last_commit_at = published
-        pending = _Pending(txn, writes, started, quiet)
+        self._number += 1
+        # Trigger states are carried from commit to commit (a driver's own entries win, the
+        # stamp's last), so a commit that does not mention a trigger never forgets it.
+        triggers = {**self._triggers, **checkpoint.triggers}
+        if self.stamp is not None:
+            triggers.update(self.stamp(self._number, published, 0 if quiet else txn.stored))
+        self._triggers = triggers
+        checkpoint = checkpoint.model_copy(update={"triggers": triggers})
+        pending = _Pending(txn, writes, started, quiet, self._number, published)
 
         def store() -> None:
             self.destination.commit(writes, checkpoint, published)
@@ -151,6 +182,15 @@ class Materializer:
             seconds,
             " (full: more to read)" if txn.full else "",
         )
-        commit = Commit(self.transactions, stored, rows, txn.full, seconds)
+        commit = Commit(
+            self.transactions,
+            stored,
+            rows,
+            txn.full,
+            seconds,
+            transaction=pending.number,
+            published_at=pending.published,
+            bytes=txn.bytes,
+        )
         for listener in self.listeners:
             listener(commit)

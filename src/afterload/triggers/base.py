@@ -22,6 +22,8 @@ class FireOutcome:
     url: str | None = None
     """Where a person can look at the run that was started."""
     cancelled: tuple[int, ...] = ()
+    active: tuple[int, ...] = ()
+    """The runs that made a ``skip`` fire start nothing."""
 
     @property
     def started(self) -> bool:

@@ -6,6 +6,9 @@ start, every fire, and ``--wait``.
 
 from __future__ import annotations
 
+import contextlib
+from datetime import datetime
+
 from afterload.clock import Clock
 from afterload.triggers.base import FireOutcome, RunEnd
 from afterload.triggers.dbt_cloud.client import DbtCloudClient, RetryPolicy
@@ -24,7 +27,9 @@ async def fire_once(client: DbtCloudClient, settings: DbtJobTrigger) -> FireOutc
             active = await client.list_active_runs()
             if active and settings.mode == "skip":
                 states = ", ".join(f"run {r.id} is {r.status_humanized.lower()}" for r in active)
-                return FireOutcome("skipped", f"skipped, {states}")
+                return FireOutcome(
+                    "skipped", f"skipped, {states}", active=tuple(r.id for r in active)
+                )
             for run in active:
                 await _cancel(client, run)
                 cancelled.append(run.id)
@@ -65,6 +70,10 @@ class DbtCloudAction:
     ) -> None:
         self.settings = settings
         self.label = f"dbt job {settings.job_id}"
+        self.name = f"dbt_job_trigger/{settings.job_id}"
+        """Keys this trigger's state in the checkpoint and its ledger rows."""
+        self.mode: str = settings.mode
+        self.on_start: str = settings.on_start
         self.interval = settings.interval.total_seconds()
         self._own_client = client is None
         self.client = client or DbtCloudClient(settings.target(), clock=clock, retry=retry)
@@ -97,6 +106,21 @@ class DbtCloudAction:
         except ValueError:
             result = "error"
         return RunEnd(result, message)  # type: ignore[arg-type]
+
+    async def run_state(self, run_id: int) -> tuple[str, datetime | None] | None:
+        """How a run ended (``success``, ``error``, ``cancelled``) and when; None while going."""
+        run = await self.client.get_run(run_id)
+        if run.is_active:
+            return None
+        try:
+            result = _RESULTS.get(RunStatus(run.status), "error")
+        except ValueError:
+            result = "error"
+        finished = None
+        if run.finished_at:
+            with contextlib.suppress(ValueError):
+                finished = datetime.fromisoformat(run.finished_at.replace("Z", "+00:00"))
+        return result, finished
 
     async def aclose(self) -> None:
         if self._own_client:
