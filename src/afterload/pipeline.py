@@ -22,6 +22,7 @@ from afterload.ndjson.progress import Progress
 from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
 from afterload.triggers.durable import DurableTriggers
+from afterload.triggers.ledger import FOLLOW_EVERY
 from afterload.triggers.runner import TriggerThread
 
 if TYPE_CHECKING:
@@ -72,11 +73,13 @@ def materialize(
     stopper: Stopper | None = None,
     progress: Progress | None = None,
     metrics: RunMetrics | None = None,
+    follow_every: float = FOLLOW_EVERY,
 ) -> Report:
     """Run the materialization: ``once`` reads what is there and returns; otherwise follow the
     sources until ``stopper`` is asked to stop. Raises :class:`afterload.AfterloadError`.
 
-    ``metrics`` (see :mod:`afterload.metrics`) hears every commit and trigger decision."""
+    ``metrics`` (see :mod:`afterload.metrics`) hears every commit and trigger decision;
+    ``follow_every`` is how often runs in the ledger are looked at until they end."""
     actions = trigger_actions(loaded, clock=clock)
     triggers = TriggerThread(actions, clock=clock) if actions else None
     destination: Destination | None = None
@@ -88,7 +91,9 @@ def materialize(
         core = Materializer(destination, loaded.name, clock=clock)
         durable: DurableTriggers | None = None
         if triggers is not None:
-            durable = DurableTriggers(actions, core, destination, clock=clock)
+            durable = DurableTriggers(
+                actions, core, destination, clock=clock, follow_every=follow_every
+            )
             triggers.bind = durable.bind
             notify = triggers.notify_commit
             core.listeners.append(lambda commit: notify(commit.documents))
