@@ -120,8 +120,9 @@ def select_sql(schema: str, marker: str, *, last: int | None, open_only: bool) -
     names = ", ".join(quote(n) for n in NAMES)
     where = f"materialization = {marker}"
     if open_only:
-        where += " AND run_id IS NOT NULL AND status IS NULL AND decision NOT LIKE 'skipped%'"
-        where += " AND decision NOT LIKE 'failed%'"
+        # starts_with, not LIKE: a % would be a parameter marker for psycopg.
+        where += " AND run_id IS NOT NULL AND status IS NULL"
+        where += " AND NOT starts_with(decision, 'skipped') AND NOT starts_with(decision, 'failed')"
     limit = f" LIMIT {int(last)}" if last is not None else ""
     return (
         f"SELECT {names} FROM {quote(schema)}.{quote(RUNS)} WHERE {where} "
