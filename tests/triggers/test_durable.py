@@ -8,6 +8,7 @@ import dataclasses
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from afterload.cli import app
 from afterload.core.stopper import Stopper
+from afterload.metrics import RunMetrics
 from afterload.pipeline import materialize
 from afterload.triggers.dbt_cloud.emulator import DbtCloudEmulator, EmulatorServer
 from afterload.triggers.dbt_cloud.emulator.settings import Fault
@@ -44,13 +46,14 @@ def until(predicate: Any, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def follow(loaded: Any, until_true: Any) -> None:
+def follow(loaded: Any, until_true: Any) -> RunMetrics:
     """``run`` (following) in a thread until ``until_true()``, then a clean stop."""
     stopper = Stopper()
     done: list[Any] = []
+    metrics = RunMetrics(now=lambda: datetime.now(UTC))
     thread = threading.Thread(
         target=lambda: done.append(
-            materialize(loaded, once=False, stopper=stopper, follow_every=0.2)
+            materialize(loaded, once=False, stopper=stopper, follow_every=0.2, metrics=metrics)
         )
     )
     thread.start()
@@ -61,6 +64,7 @@ def follow(loaded: Any, until_true: Any) -> None:
         stopper.request("test")
         thread.join(30)
     assert done, "the run did not end"
+    return metrics
 
 
 def status_of(loaded: Any) -> dict[str, Any]:
@@ -115,8 +119,12 @@ def test_ledger_follows_runs_and_status_reports_freshness(
     assert len(emulator.runs) == 2
     assert status_of(loaded)["covering_run"]["status"] is None  # not followed by --once
     # ... the start after that owes nothing, so it does not fire, but follows run B to its end.
-    follow(loaded, lambda: emulator.runs[-1]["status"] == 10)
+    metrics = follow(loaded, lambda: emulator.runs[-1]["status"] == 10)
     assert len(emulator.runs) == 2
+    lag = metrics.registry.get_sample_value(
+        "afterload_freshness_lag_seconds", {"trigger": f"dbt_job_trigger/{JOB}"}
+    )
+    assert lag is not None and 0 <= lag < 120
     item = status_of(loaded)
     assert item["pending"] is False
     assert item["covering_run"]["run_id"] == second
