@@ -36,6 +36,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "afterload.triggers.dbt_cloud.config",
     ),
     "afterload.pipeline": ("afterload",),
+    "afterload.durable_triggers": ("afterload",),
+    "afterload.metrics": ("afterload",),
     "afterload.demo": ("afterload",),
     "afterload.cli": ("afterload",),
 }

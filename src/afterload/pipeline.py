@@ -17,11 +17,11 @@ from afterload.core.materializer import Materializer
 from afterload.core.stopper import Stopper
 from afterload.destinations.base import Destination
 from afterload.destinations.factory import open_destination
+from afterload.durable_triggers import DurableTriggers
 from afterload.ndjson.driver import NdjsonDriver
 from afterload.ndjson.progress import Progress
 from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
-from afterload.triggers.durable import DurableTriggers
 from afterload.triggers.ledger import FOLLOW_EVERY
 from afterload.triggers.runner import TriggerThread
 

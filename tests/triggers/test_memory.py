@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import JsonValue
 
-from afterload.destinations.ledger import LedgerEntry
 from afterload.triggers.base import FireOutcome
 from afterload.triggers.ledger import decision
 from afterload.triggers.memory import Mark, TriggerMemory, TriggerState, recover
+from afterload.triggers.records import RunRecord
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NAME = "dbt_job_trigger/42"
@@ -21,8 +22,8 @@ def at(n: int) -> datetime:
     return T0 + timedelta(seconds=n)
 
 
-def entry(run_id: int | None, covers: int, kind: str = "started") -> LedgerEntry:
-    return LedgerEntry(
+def entry(run_id: int | None, covers: int, kind: str = "started") -> RunRecord:
+    return RunRecord(
         materialization="m",
         trigger=NAME,
         job="dbt job 42",
@@ -52,8 +53,8 @@ def test_pending_after_any_history_matches_the_model(history: list[tuple[object,
     restart owes is the newest data transaction unless a run durably covers it (in the ledger,
     or in memory when a later commit stamped it)."""
     memory = TriggerMemory(NAME)
-    checkpoint: object = None
-    ledger: list[LedgerEntry] = []
+    checkpoint: JsonValue = None
+    ledger: list[RunRecord] = []
     transactions = newest_data = 0
     in_memory = in_checkpoint = in_ledger = 0  # newest covered transaction, by where it is
     run = 0

@@ -14,6 +14,7 @@ from afterload.config.load import LoadedConfig
 from afterload.destinations.base import LockedError, Recovered
 from afterload.destinations.factory import open_status
 from afterload.destinations.ledger import LedgerEntry, LedgerReader
+from afterload.durable_triggers import to_record
 from afterload.triggers.memory import TriggerState, recover
 
 STATUS_ROWS = 500
@@ -63,7 +64,7 @@ def trigger_states(
             info.checkpoint.triggers.get(name) if info is not None else None,
             transactions=info.transactions if info is not None else 0,
             committed_at=info.committed_at if info is not None else None,
-            ledger=mine,
+            ledger=[to_record(r) for r in mine],
         )
         result[name] = (state, mine)
     return result

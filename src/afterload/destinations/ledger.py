@@ -39,7 +39,8 @@ NAMES = tuple(name for name, _ in COLUMNS)
 
 
 class LedgerEntry(BaseModel):
-    """One decision of one trigger: what it did, which committed data it covers, how it ended."""
+    """One row of ``_afterload_runs`` (the triggers' own model of it is
+    ``afterload.triggers.records.RunRecord``; triggers know nothing of destinations)."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -1,6 +1,6 @@
 """The trigger's side of the run ledger: each decision written down, each run followed to its end.
 
-Writes go through the destination's :class:`~afterload.destinations.ledger.RunLedger` in a
+Writes go through a :class:`~afterload.triggers.records.RunBook` (the destination's table) in a
 worker thread (the destination takes its own turn, so a long commit delays a ledger row, never
 the reverse, and never the trigger's event loop). A ledger that cannot be written is logged and
 loading goes on: the ledger reports, it never blocks.
@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from afterload.clock import Clock, SystemClock
-from afterload.destinations.ledger import LedgerEntry, RunLedger
 from afterload.errors import AfterloadError
 from afterload.triggers.base import FireOutcome
 from afterload.triggers.memory import Mark, TriggerMemory
+from afterload.triggers.records import RunBook, RunRecord
 
 log = logging.getLogger("afterload.trigger")
 
@@ -57,7 +57,7 @@ def decision(outcome: FireOutcome) -> str:
 
 @dataclass
 class _Open:
-    entry: LedgerEntry
+    entry: RunRecord
     looks: int = 0
 
 
@@ -66,7 +66,7 @@ class LedgerRecorder:
 
     def __init__(
         self,
-        ledger: RunLedger,
+        ledger: RunBook,
         memory: TriggerMemory,
         *,
         materialization: str,
@@ -88,7 +88,7 @@ class LedgerRecorder:
         self.written = 0
         self.looks = 0
         """Calls made to follow runs (for tests and metrics: they stay bounded)."""
-        self.finished: list[Callable[[LedgerEntry, str], None]] = []
+        self.finished: list[Callable[[RunRecord, str], None]] = []
 
     async def _write(self, what: str, call: Callable[[], None]) -> bool:
         try:
@@ -111,8 +111,8 @@ class LedgerRecorder:
             if entry.trigger == self.memory.name:
                 self.open[entry.entry] = _Open(entry)
 
-    async def record(self, outcome: FireOutcome, covering: Mark | None) -> LedgerEntry:
-        entry = LedgerEntry(
+    async def record(self, outcome: FireOutcome, covering: Mark | None) -> RunRecord:
+        entry = RunRecord(
             materialization=self.materialization,
             trigger=self.memory.name,
             job=self.job,

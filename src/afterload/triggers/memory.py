@@ -15,7 +15,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
-from afterload.destinations.ledger import LedgerEntry
+from afterload.triggers.records import RunRecord
 
 
 class Mark(BaseModel):
@@ -88,7 +88,7 @@ def recover(
     *,
     transactions: int,
     committed_at: datetime | None,
-    ledger: Iterable[LedgerEntry],
+    ledger: Iterable[RunRecord],
 ) -> TriggerState:
     """The state after a restart: the checkpoint's, brought up to date by the ledger's runs.
 

@@ -22,6 +22,7 @@ from afterload.errors import AfterloadError
 from afterload.triggers.base import TriggerAction
 from afterload.triggers.ledger import FOLLOW_EVERY, LedgerRecorder
 from afterload.triggers.memory import TriggerMemory, recover
+from afterload.triggers.records import RunRecord
 from afterload.triggers.runner import JobTrigger
 
 log = logging.getLogger("afterload.trigger")
@@ -34,6 +35,30 @@ def trigger_name(action: TriggerAction) -> str:
     """The key of a trigger's state and ledger rows (a kind may set ``name``)."""
     name = getattr(action, "name", None)
     return name if isinstance(name, str) else action.label
+
+
+def to_record(entry: LedgerEntry) -> RunRecord:
+    return RunRecord.model_validate(entry.model_dump())
+
+
+class DestinationRunBook:
+    """Implements the triggers' :class:`~afterload.triggers.records.RunBook` on a destination's
+    ledger table: the one place the two row models meet."""
+
+    def __init__(self, ledger: RunLedger) -> None:
+        self.ledger = ledger
+
+    def record_run(self, record: RunRecord) -> None:
+        self.ledger.record_run(LedgerEntry.model_validate(record.model_dump()))
+
+    def finish_run(self, entry: str, status: str, finished_at: datetime) -> None:
+        self.ledger.finish_run(entry, status, finished_at)
+
+    def read_runs(
+        self, materialization: str, *, last: int | None = None, open_only: bool = False
+    ) -> list[RunRecord]:
+        rows = self.ledger.read_runs(materialization, last=last, open_only=open_only)
+        return [to_record(row) for row in rows]
 
 
 class DurableTriggers:
@@ -51,14 +76,16 @@ class DurableTriggers:
         self.core = core
         self.clock = clock
         self.follow_every = follow_every
-        self.ledger = destination if isinstance(destination, RunLedger) else None
+        self.ledger = (
+            DestinationRunBook(destination) if isinstance(destination, RunLedger) else None
+        )
         self.memories = {trigger_name(a): TriggerMemory(trigger_name(a)) for a in actions}
         core.opened.append(self._opened)
         core.stamp = self.stamp
         core.listeners.insert(0, self._stood)  # before the triggers hear of the commit
 
     def _opened(self, recovered: Recovered) -> None:
-        rows: list[LedgerEntry] = []
+        rows: list[RunRecord] = []
         if self.ledger is not None:
             try:
                 rows = self.ledger.read_runs(self.core.name, last=RECOVER_ROWS)
