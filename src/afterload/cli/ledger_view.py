@@ -143,24 +143,31 @@ def print_trigger_status(items: list[dict[str, Any]], console: Console) -> None:
         )
 
 
+def _short(when: datetime | None, *, date: bool) -> str:
+    if when is None:
+        return "-"
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
+
+
 def ledger_table(rows: list[LedgerEntry], title: str) -> Table:
-    table = Table(title=title)
+    """Oldest first, like a log; times in UTC (``--json`` has them in full)."""
+    table = Table(title=f"{title}, times UTC")
     for col in ("created", "trigger", "run", "mode", "decision", "covers", "status", "finished"):
-        table.add_column(col, justify="right" if col in ("run",) else "left")
-    for row in reversed(rows):  # oldest first, like a log
+        table.add_column(col, justify="right" if col == "run" else "left")
+    for row in reversed(rows):
         covers = (
             "-"
             if row.covers_transaction is None
-            else f"txn {row.covers_transaction} @ {_iso(row.covers_committed_at)}"
+            else f"txn {row.covers_transaction} ({_short(row.covers_committed_at, date=False)})"
         )
         table.add_row(
-            _iso(row.created_at) or "",
+            _short(row.created_at, date=True),
             row.job,
             "-" if row.run_id is None else str(row.run_id),
             row.mode or "-",
             row.decision,
             covers,
             row.status or ("-" if not row.started else "…"),
-            _iso(row.finished_at) or "-",
+            _short(row.finished_at, date=False),
         )
     return table
