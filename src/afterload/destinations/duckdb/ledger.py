@@ -8,12 +8,16 @@ cursor of the destination's own connection: never a second connection to the fil
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
 from afterload.destinations.base import DestinationError
 from afterload.destinations.duckdb.catalog import Catalog
+from afterload.destinations.duckdb.connect import connect
 from afterload.destinations.ledger import (
     LedgerEntry,
     create_sql,
@@ -46,22 +50,36 @@ class DuckDBLedger(Catalog):
     """Implements :class:`afterload.destinations.ledger.RunLedger` for the DuckDB destination."""
 
     _turn: threading.RLock
+    _stage_dir: Path | None
 
     def _create_ledger(self) -> None:
         self.con.execute(create_sql(self.schema))
 
-    def _ledger_write(self, sql: str, params: list[object], what: str) -> None:
+    @contextmanager
+    def _ledger_cursor(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of the destination's connection, in its turn. If the connection was
+        released between commits (the file is left free for others while caught up), the file
+        is taken for this one statement and released again, still in the turn."""
         with self._turn:
             try:
-                cur = self.con.cursor()
-            except (duckdb.Error, DestinationError) as exc:
+                if self._con is not None:
+                    cur = self._con.cursor()
+                elif self._stage_dir is not None:  # open, connection released
+                    cur = connect(self.path)
+                else:
+                    raise DestinationError(f"{self.path} is not open")
+            except duckdb.Error as exc:
                 raise DestinationError(f"{self.path}: {what} failed: {first_line(exc)}") from None
             try:
-                cur.execute(sql, params)
+                yield cur
             except duckdb.Error as exc:
                 raise DestinationError(f"{self.path}: {what} failed: {first_line(exc)}") from None
             finally:
                 cur.close()
+
+    def _ledger_write(self, sql: str, params: list[object], what: str) -> None:
+        with self._ledger_cursor(what) as cur:
+            cur.execute(sql, params)
 
     def record_run(self, entry: LedgerEntry) -> None:
         self._ledger_write(insert_sql(self.schema, "?"), entry.values(), "recording a run")
@@ -73,11 +91,5 @@ class DuckDBLedger(Catalog):
     def read_runs(
         self, materialization: str, *, last: int | None = None, open_only: bool = False
     ) -> list[LedgerEntry]:
-        with self._turn:
-            cur = self.con.cursor()
-            try:
-                return read_ledger(
-                    cur, self.schema, materialization, last=last, open_only=open_only
-                )
-            finally:
-                cur.close()
+        with self._ledger_cursor("reading the run ledger") as cur:
+            return read_ledger(cur, self.schema, materialization, last=last, open_only=open_only)
