@@ -233,7 +233,6 @@ class PostgresDestination(Writer, PostgresLedger):
                     f"user {self.settings.user!r} may not create schema {self.schema!r} in "
                     f"{self._server_db}; create it or grant CREATE on the database"
                 ) from None
-        self._create_ledger(cur)
         if cur.execute("SELECT to_regclass(%s)", [self._q(CHECKPOINTS)]).fetchone() == (None,):
             try:
                 cur.execute(
@@ -255,6 +254,7 @@ class PostgresDestination(Writer, PostgresLedger):
             cur.execute(
                 f"COMMENT ON TABLE {self._q(CHECKPOINTS)} IS {sql_literal(cur.connection, comment)}"
             )
+        self._create_ledger(cur)
 
     @property
     def _server_db(self) -> str:

@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
+from psycopg import errors as pgerrors
 
 from afterload.core.checkpoint import Checkpoint
+from afterload.destinations.base import DestinationError
 from afterload.destinations.ledger import (
     RUNS,
     LedgerEntry,
@@ -20,7 +22,7 @@ from afterload.destinations.ledger import (
     insert_sql,
     select_sql,
 )
-from afterload.destinations.postgres.connect import Connection, Cursor
+from afterload.destinations.postgres.connect import Connection, ConnectSettings, Cursor
 from afterload.destinations.sql import quote
 
 T = TypeVar("T")
@@ -54,9 +56,27 @@ class PostgresLedger:
     _attach: Callable[[Checkpoint | None], bool]
     _retrying: Callable[[str, Callable[[], Any]], Any]
     _failed: Callable[[psycopg.Error, str], Exception]
+    _rollback: Callable[[], None]
+    settings: ConnectSettings
+    if TYPE_CHECKING:
+
+        @property
+        def _server_db(self) -> str: ...
 
     def _create_ledger(self, cur: Cursor) -> None:
-        cur.execute(create_sql(self.schema))
+        """Create ``_afterload_runs`` if missing (a role that may not create tables is fine
+        when the table exists already)."""
+        table = f"{quote(self.schema)}.{quote(RUNS)}"
+        if cur.execute("SELECT to_regclass(%s)", [table]).fetchone() != (None,):
+            return
+        try:
+            cur.execute(create_sql(self.schema))
+        except pgerrors.InsufficientPrivilege:
+            self._rollback()
+            raise DestinationError(
+                f"user {self.settings.user!r} may not create tables in schema "
+                f"{self.schema!r} of {self._server_db}; grant CREATE on the schema"
+            ) from None
 
     def _in_turn(self, what: str, work: Callable[[Cursor], T]) -> T:
         def attempt() -> T:
