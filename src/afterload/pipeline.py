@@ -151,6 +151,7 @@ def _once(
         for action, outcome in zip(triggers.actions, outcomes, strict=True):
             if outcome.started and outcome.run_id is not None:
                 waited = triggers.call(action.wait(outcome, timeout or DEFAULT_WAIT))
+        triggers.look_at_runs()
     return _report(core, driver, triggers, waited=waited)
 
 

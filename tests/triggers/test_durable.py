@@ -167,9 +167,12 @@ def test_on_start_pending_fires_only_for_uncovered_data(
     ledger = warehouse.rows("SELECT decision FROM _afterload_runs ORDER BY created_at")
     assert ledger[-1][0].startswith("failed: ")
     # ... so the next start with nothing new to read still owes it, and fires.
-    report = materialize(loaded, once=True)
+    report = materialize(loaded, once=True, wait=True)
     assert len(emulator.runs) == 2 and report.runs == (emulator.runs[-1]["id"],)
+    assert report.waited is not None and report.waited.result == "success"
+    # ``--wait`` saw the end, so the ledger has it too.
     covered = warehouse.rows(
-        "SELECT max(covers_transaction) FROM _afterload_runs WHERE decision = 'started'"
+        "SELECT covers_transaction, status FROM _afterload_runs WHERE run_id = "
+        f"{emulator.runs[-1]['id']}"
     )
-    assert covered == [(2,)]
+    assert covered == [(2, "success")]

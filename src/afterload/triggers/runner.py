@@ -277,6 +277,17 @@ class TriggerThread:
 
         return self.call(fire_all())
 
+    def look_at_runs(self) -> None:
+        """One look at each run still open in the ledger (``run --once --wait`` after waiting,
+        so the ledger has the end it just saw)."""
+
+        async def look_all() -> None:
+            for trigger in self.triggers:
+                if trigger.recorder is not None and isinstance(trigger.action, FollowsRuns):
+                    await trigger.recorder.look(trigger.action.run_state)
+
+        self.call(look_all())
+
     def close(self, grace: float = 10.0) -> None:
         """Stop the triggers (a request in flight gets ``grace`` seconds), close the actions."""
 
