@@ -127,6 +127,12 @@ class JobTrigger:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
+            # One last look, so runs that ended meanwhile have their end in the ledger.
+            if self.recorder is not None and isinstance(self.action, FollowsRuns):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self.recorder.look(self.action.run_state), timeout=min(grace, 5.0)
+                    )
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=grace)
