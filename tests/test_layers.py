@@ -46,6 +46,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     "afterload.pipeline": ("afterload",),
     "afterload.preflight": ("afterload",),
+    "afterload.durable_triggers": ("afterload",),
+    "afterload.metrics": ("afterload",),
     "afterload.demo": ("afterload",),
     "afterload.cli": ("afterload",),
 }

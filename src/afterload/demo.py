@@ -243,6 +243,11 @@ def _summary(console: Console, emulator: DbtCloudEmulator, warehouse: Path) -> N
             "FROM orders ORDER BY id DESC LIMIT 5"
         ).fetchall()
         txns = con.execute("SELECT transactions FROM _afterload_checkpoints").fetchone()
+        ledger = con.execute(
+            "SELECT strftime(created_at, '%H:%M:%S'), coalesce(run_id::VARCHAR, '-'), decision, "
+            "coalesce(covers_transaction::VARCHAR, '-'), coalesce(status, '…') "
+            "FROM _afterload_runs ORDER BY created_at"
+        ).fetchall()
     finally:
         con.close()
     runs = [r for r in emulator.runs if int(r["job_definition_id"]) == STREAM_JOB]
@@ -261,7 +266,16 @@ def _summary(console: Console, emulator: DbtCloudEmulator, warehouse: Path) -> N
         f"most one every {INTERVAL}s and only after commits that stored documents; a fire that "
         "finds a run active is skipped and its data stays pending until a later run covers it."
     )
+    runs_table = Table(
+        title=f"the run ledger, _afterload_runs ({len(ledger)} decisions)", title_justify="left"
+    )
+    for col in ("created", "run", "decision", "covers txn", "status"):
+        runs_table.add_column(col)
+    for row in ledger:
+        runs_table.add_row(*(str(v) for v in row))
+    console.print(runs_table)
     console.print(f"try it yourself: afterload status {warehouse.parent / 'afterload.yaml'}")
+    console.print(f"and the ledger:  afterload runs {warehouse.parent / 'afterload.yaml'}")
 
 
 def run_demo(console: Console, *, seconds: float, workdir: Path) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from afterload.clock import Clock
 from afterload.config.load import LoadedConfig
@@ -16,13 +17,18 @@ from afterload.core.materializer import Materializer
 from afterload.core.stopper import Stopper
 from afterload.destinations.base import Destination
 from afterload.destinations.factory import open_destination
+from afterload.durable_triggers import DurableTriggers
 from afterload.ndjson.driver import NdjsonDriver
 from afterload.ndjson.progress import Progress
 from afterload.preflight import require_runnable
 from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
+from afterload.triggers.ledger import FOLLOW_EVERY
 from afterload.triggers.runner import TriggerThread
 from afterload.triggers.webhook.runner import WebhookRunner
+
+if TYPE_CHECKING:
+    from afterload.metrics import RunMetrics
 
 log = logging.getLogger("afterload.run")
 
@@ -85,10 +91,15 @@ def materialize(
     clock: Clock | None = None,
     stopper: Stopper | None = None,
     progress: Progress | None = None,
+    metrics: RunMetrics | None = None,
+    follow_every: float = FOLLOW_EVERY,
 ) -> Report:
     """Run the materialization: ``once`` reads what is there and returns; otherwise follow the
     sources until ``stopper`` is asked to stop. Raises :class:`afterload.AfterloadError`;
-    what ``afterload check`` would refuse is refused first, in its words."""
+    what ``afterload check`` would refuse is refused first, in its words.
+
+    ``metrics`` (see :mod:`afterload.metrics`) hears every commit and trigger decision;
+    ``follow_every`` is how often runs in the ledger are looked at until they end."""
     require_runnable(loaded)
     actions = trigger_actions(loaded, clock=clock)
     webhooks = webhook_runners(loaded, clock=clock)
@@ -102,23 +113,39 @@ def materialize(
         if triggers is not None:
             triggers.check_access()
         core = Materializer(destination, loaded.name, clock=clock)
-        _listen(core, actions, triggers, webhooks)
-        driver = NdjsonDriver(loaded, core, stopper=stopper, progress=progress)
-        driver.open()
-        if once:
-            return _once(driver, core, triggers, wait=wait, timeout=timeout)
+        durable: DurableTriggers | None = None
         if triggers is not None:
-            triggers.start(initial_fire=True)
+            durable = DurableTriggers(
+                actions, core, destination, clock=clock, follow_every=follow_every
+            )
+            triggers.bind = durable.bind
+        _listen(core, actions, triggers, webhooks)
+        if metrics is not None:
+            core.listeners.append(metrics.committed)
+        driver = NdjsonDriver(loaded, core, stopper=stopper, progress=progress)
+        if metrics is not None:
+            opened = driver
+            metrics.rejects = lambda: opened.rejected
+        driver.open()
+        if metrics is not None and triggers is not None:
+            metrics.watch(triggers.prepare())
+        if once:
+            return _once(driver, core, triggers, durable, wait=wait, timeout=timeout)
+        if triggers is not None:
+            assert durable is not None
+            triggers.start(initial_fire=durable.initial_fire)
         driver.run_follow()
         _stop_webhooks(driver, triggers)
         return _report(core, driver, triggers)
     finally:
         if driver is not None:
             driver.close()
-        if destination is not None:
-            destination.close()
-        if triggers is not None:
-            triggers.close()
+        try:
+            if triggers is not None:
+                triggers.close()  # before the destination: a fire in flight records its run
+        finally:
+            if destination is not None:
+                destination.close()
 
 
 def _listen(
@@ -151,6 +178,7 @@ def _once(
     driver: NdjsonDriver,
     core: Materializer,
     triggers: TriggerThread | None,
+    durable: DurableTriggers | None,
     *,
     wait: bool,
     timeout: float | None,
@@ -164,6 +192,11 @@ def _once(
     driver.close()
     if triggers is None:
         return _report(core, driver, None)
+    if not stored and durable is not None:
+        # ``on_start: pending``: data an earlier run committed and no run covers is owed too.
+        owed = [a for a in triggers.actions if getattr(a, "on_start", "always") == "pending"]
+        if any(durable.pending(a) for a in owed):
+            stored = 1
     if not stored:
         if triggers.actions:
             log.info("no documents were committed; the dbt job is not triggered")
@@ -176,6 +209,7 @@ def _once(
         for action, outcome in zip(triggers.actions, outcomes, strict=True):
             if outcome.started and outcome.run_id is not None:
                 waited = triggers.call(action.wait(outcome, timeout or DEFAULT_WAIT))
+        triggers.look_at_runs()
     return _report(core, driver, triggers, waited=waited)
 
 

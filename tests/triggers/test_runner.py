@@ -17,9 +17,11 @@ from afterload.triggers.runner import JobTrigger
 from tests.conftest import API_KEY, FAST_RETRY, until
 
 
-def trigger_for(settings: DbtJobTrigger, clock: FakeClock | None = None, **kw: float) -> JobTrigger:
+def trigger_for(
+    settings: DbtJobTrigger, clock: FakeClock | None = None, *, retry_floor: float = 10.0
+) -> JobTrigger:
     client = DbtCloudClient(settings.target(), retry=FAST_RETRY, clock=clock)
-    return JobTrigger(DbtCloudAction(settings, client=client), clock=clock, **kw)
+    return JobTrigger(DbtCloudAction(settings, client=client), clock=clock, retry_floor=retry_floor)
 
 
 def triggered(emulator: DbtCloudEmulator) -> list[dict[str, object]]:

@@ -5,10 +5,22 @@ from __future__ import annotations
 
 import sys
 
-from afterload.cli import check, demo, emulator, flow, run, spec, status, trigger
+from afterload.cli import check, demo, emulator, flow, run, runs, spec, status, trigger
 from afterload.cli.app import app, err
 
-__all__ = ["app", "check", "demo", "emulator", "flow", "main", "run", "spec", "status", "trigger"]
+__all__ = [
+    "app",
+    "check",
+    "demo",
+    "emulator",
+    "flow",
+    "main",
+    "run",
+    "runs",
+    "spec",
+    "status",
+    "trigger",
+]
 
 
 def main() -> None:

@@ -15,10 +15,11 @@ import typer
 from rich.console import Console
 
 from afterload.cli.app import ConfigArg, app, err, load, wait_seconds
-from afterload.clock import Clock
+from afterload.clock import Clock, SystemClock
 from afterload.config.load import LoadedConfig
 from afterload.core.stopper import Stopper
 from afterload.errors import AfterloadError
+from afterload.metrics import RunMetrics
 from afterload.ndjson.progress import Progress
 from afterload.pipeline import Report, materialize
 
@@ -68,11 +69,17 @@ def run_materialization(
     console: Console | None = None,
     clock: Clock | None = None,
     stopper: Stopper | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> int:
     """``afterload run``: the exit code (0 done, 1 on an error, ``--wait`` codes as ``trigger``)."""
     out = console or Console(stderr=True)
     stopper = stopper or Stopper()
+    metrics = None
     try:
+        if metrics_port is not None:
+            metrics = RunMetrics(now=(clock or SystemClock()).wall)
+            metrics.serve(metrics_port, metrics_host)
         with _signals(stopper):
             report = materialize(
                 loaded,
@@ -82,10 +89,14 @@ def run_materialization(
                 clock=clock,
                 stopper=stopper,
                 progress=Progress(out),
+                metrics=metrics,
             )
     except AfterloadError as exc:
         out.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
+    finally:
+        if metrics is not None:
+            metrics.close()
     if report.waited is not None:
         out.print(report.waited.message, highlight=False)
     return exit_code(report, once=once)
@@ -99,6 +110,18 @@ def run(
     ] = False,
     wait: Annotated[bool, typer.Option(help="With --once: wait for the dbt run to end.")] = False,
     timeout: Annotated[str, typer.Option(help="How long --wait waits, e.g. 30m, 1h.")] = "1h",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics while running.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="The address --metrics-port listens on.")
+    ] = "127.0.0.1",
 ) -> None:
     """Materialize the config's bindings into its destination until SIGINT or SIGTERM.
 
@@ -108,5 +131,13 @@ def run(
     wait_for = wait_seconds(timeout)
     loaded = load(config)
     raise typer.Exit(
-        run_materialization(loaded, once=once, wait=wait, timeout=wait_for, console=err)
+        run_materialization(
+            loaded,
+            once=once,
+            wait=wait,
+            timeout=wait_for,
+            console=err,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+        )
     )

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from afterload.cli.app import ConfigArg, app, load, out
+from afterload.cli.app import ConfigArg, app, err, load, out
+from afterload.cli.ledger_view import (
+    STATUS_ROWS,
+    LedgerUnavailable,
+    print_trigger_status,
+    read_ledger,
+    trigger_status_json,
+)
 from afterload.config.load import LoadedConfig
 from afterload.core.checkpoint import Checkpoint
 from afterload.destinations.base import LockedError, Recovered
@@ -47,9 +56,43 @@ def materialization_status(loaded: LoadedConfig, console: Console) -> int:
 
 
 @app.command()
-def status(config: ConfigArg) -> None:
-    """Per binding: offset reached against the source size, last commit, rows, active dbt runs."""
-    raise typer.Exit(materialization_status(load(config), out))
+def status(
+    config: ConfigArg,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The triggers' freshness as JSON.")
+    ] = False,
+) -> None:
+    """Per binding: offset reached against the source size, last commit, rows, active dbt runs;
+    per trigger: newest data, the run covering it, the freshness lag."""
+    loaded = load(config)
+    if as_json:
+        raise typer.Exit(triggers_json(loaded))
+    raise typer.Exit(materialization_status(loaded, out))
+
+
+def _trigger_items(loaded: LoadedConfig) -> list[dict[str, Any]]:
+    """The trigger half of ``status`` (raises LedgerUnavailable while a DuckDB file is held)."""
+    info, rows = read_ledger(loaded, STATUS_ROWS)
+    return trigger_status_json(info, rows, datetime.now(UTC))
+
+
+def triggers_json(loaded: LoadedConfig) -> int:
+    """``status --json``'s trigger part: ``{"triggers": [...]}``."""
+    try:
+        items = _trigger_items(loaded)
+    except (LedgerUnavailable, AfterloadError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return 1
+    print(json.dumps({"materialization": loaded.name, "triggers": items}, indent=2))
+    return 0
+
+
+def _show_triggers(loaded: LoadedConfig, console: Console) -> None:
+    try:
+        items = _trigger_items(loaded)
+    except (LedgerUnavailable, AfterloadError):
+        return  # the binding half already said why the committed state cannot be read
+    print_trigger_status(items, console)
 
 
 def _read(loaded: LoadedConfig) -> tuple[str, Recovered | None, dict[str, int | None], str | None]:
@@ -114,6 +157,7 @@ def _status(loaded: LoadedConfig, console: Console) -> int:
         )
     elif info is not None:
         console.print("no transaction committed yet", highlight=False)
+    _show_triggers(loaded, console)
     if config.dbt_job_trigger is not None:
         _show_runs(loaded, console)
     return 0

@@ -43,8 +43,8 @@ class Checkpoint(BaseModel):
     driver: JsonValue = None
     """A driver's own opaque position (JSON); None for the NDJSON driver."""
     triggers: dict[str, JsonValue] = Field(default_factory=dict)
-    """What each trigger still owes, by trigger key (e.g. ``webhook:trigger0``): opaque JSON
-    the trigger wrote for this very commit, so it survives a crash together with the data."""
+    """Per trigger name, its own opaque state (JSON), committed with the data it is about:
+    what a trigger still owes survives a crash exactly as the rows do."""
 
     def binding(self, name: str) -> BindingCheckpoint:
         """The binding's committed position; empty if it never committed."""

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import JsonValue
+
 from afterload.clock import Clock, SystemClock
 from afterload.core.checkpoint import Checkpoint
 from afterload.core.committer import Committer
@@ -45,9 +47,14 @@ class Commit:
     """The tables that received documents."""
     published_at: datetime | None = None
     """The commit's ``flow_published_at`` (every row of a commit carries the same)."""
+    bytes: int = 0
+    """Bytes of input lines read into this transaction."""
 
 
 CommitListener = Callable[[Commit], None]
+OpenListener = Callable[[Recovered], None]
+TriggerStamp = Callable[[int, datetime, int], Mapping[str, JsonValue]]
+"""``stamp(transaction, published_at, documents)``: trigger states to commit with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +92,22 @@ class Materializer:
         self.documents = 0
         self.rows = 0
         self.last_commit_at: datetime | None = None
+        self.opened: list[OpenListener] = []
+        """Called with the committed state once the destination is open (before any commit)."""
+        self.stamp: TriggerStamp | None = None
+        """Fills the checkpoint's ``triggers`` for each commit (the triggers' durable state)."""
+        self._triggers: dict[str, JsonValue] = {}
         self._committer: Committer[_Pending] = Committer(self._committed)
 
     def open(self) -> Recovered:
         """Open the destination (raising its fence) and return where to resume from."""
         recovered = self.destination.open(self.name)
         self.sequence = recovered.transactions
+        self._triggers = dict(recovered.checkpoint.triggers)
         for source in self.state_sources:
             source.restore(recovered.checkpoint.triggers)
+        for listener in self.opened:
+            listener(recovered)
         if recovered.committed_at is not None:
             log.info(
                 "%s: resuming after transaction %d committed at %s",
@@ -138,11 +153,15 @@ class Materializer:
         self.sequence += 1
         tables = () if quiet else tuple(sorted({w.table for w in writes}))
         stamp = CommitStamp(self.sequence, tables, published)
-        if self.state_sources:
-            states = dict(checkpoint.triggers)
-            for source in self.state_sources:
-                states.update(source.states(stamp))
-            checkpoint = checkpoint.model_copy(update={"triggers": states})
+        # Trigger states are carried from commit to commit (a driver's own entries win, the
+        # triggers' own last), so a commit that does not mention a trigger never forgets it.
+        triggers = {**self._triggers, **checkpoint.triggers}
+        for source in self.state_sources:
+            triggers.update(source.states(stamp))
+        if self.stamp is not None:
+            triggers.update(self.stamp(self.sequence, published, 0 if quiet else txn.stored))
+        self._triggers = triggers
+        checkpoint = checkpoint.model_copy(update={"triggers": triggers})
         pending = _Pending(txn, writes, started, quiet, stamp)
 
         def store() -> None:
@@ -200,6 +219,7 @@ class Materializer:
             sequence=stamp.sequence,
             tables=stamp.tables,
             published_at=stamp.published_at,
+            bytes=txn.bytes,
         )
         for listener in self.listeners:
             listener(commit)

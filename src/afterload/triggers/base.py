@@ -25,6 +25,8 @@ class FireOutcome:
     covers: bool = True
     """Whether the run covers all data committed before the fire. A rerun from the point of
     failure does not (nodes that succeeded before are not rebuilt): the data stays pending."""
+    active: tuple[int, ...] = ()
+    """The runs that made a ``skip`` fire start nothing."""
 
     @property
     def started(self) -> bool:

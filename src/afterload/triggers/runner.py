@@ -12,13 +12,15 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 from afterload.clock import Clock, SystemClock
 from afterload.errors import AfterloadError
 from afterload.triggers.base import FireOutcome, TriggerAction
+from afterload.triggers.ledger import FollowsRuns, LedgerRecorder
+from afterload.triggers.memory import Mark, TriggerMemory
 from afterload.triggers.schedule import RETRY_FLOOR, TriggerCore
 
 log = logging.getLogger("afterload.trigger")
@@ -39,11 +41,20 @@ class JobTrigger:
         *,
         clock: Clock | None = None,
         retry_floor: float = RETRY_FLOOR,
+        memory: TriggerMemory | None = None,
+        recorder: LedgerRecorder | None = None,
     ) -> None:
         self.action = action
         self.clock = clock or SystemClock()
         self.core = TriggerCore(action.interval, retry_floor=retry_floor)
         self.outcomes: list[FireOutcome] = []
+        self.memory = memory
+        """What this trigger owes, committed with the data (None: kept in memory only)."""
+        self.recorder = recorder
+        """Writes each decision to the run ledger and follows started runs (None: no ledger)."""
+        self.observers: list[Callable[[JobTrigger, FireOutcome], None]] = []
+        """Told of every fire's outcome (metrics)."""
+        self._follower: asyncio.Task[None] | None = None
         self._firing = asyncio.Lock()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -64,6 +75,21 @@ class JobTrigger:
         if initial_fire:
             self.core.start(self.clock.monotonic())
         self._task = asyncio.create_task(self._run(), name=f"afterload-trigger {self.action.label}")
+        self.start_following()
+
+    def start_following(self) -> None:
+        """Follow started runs to their end in the background (when there is a ledger)."""
+        if self.recorder is None or self._follower is not None:
+            return
+        if not isinstance(self.action, FollowsRuns):
+            return
+        recorder, action = self.recorder, self.action
+
+        async def follow() -> None:
+            await recorder.resume()
+            await recorder.follow(action, lambda: self.core.stopped)
+
+        self._follower = asyncio.create_task(follow(), name=f"afterload-follow {self.action.label}")
 
     def notify_commit(self, documents: int) -> None:
         """Tell the trigger a commit stored ``documents``; returns at once, from any thread."""
@@ -78,9 +104,19 @@ class JobTrigger:
     async def fire_now(self) -> FireOutcome:
         """One fire now, outside the schedule (``run --once`` at its end)."""
         async with self._firing:
+            covering = self.memory.covering() if self.memory is not None else None
             outcome = await self.action.fire()
+            await self._remember(outcome, covering)
         self._record(outcome)
         return outcome
+
+    async def _remember(self, outcome: FireOutcome, covering: Mark | None) -> None:
+        """The run now covers ``covering``: say so in memory, then in the ledger."""
+        # A rerun from the point of failure covers nothing new: the data stays owed.
+        if self.memory is not None and outcome.started and outcome.covers and covering is not None:
+            self.memory.covered(covering, outcome.run_id)
+        if self.recorder is not None:
+            await self.recorder.record(outcome, covering)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Cancel what is scheduled; give a request in flight up to ``grace`` seconds."""
@@ -88,6 +124,16 @@ class JobTrigger:
         with self._inbox:
             self._idle = False  # later reports must not wake a loop that may be gone
         self._wake.set()
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+            # One last look, so runs that ended meanwhile have their end in the ledger.
+            if self.recorder is not None and isinstance(self.action, FollowsRuns):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self.recorder.look(self.action.run_state), timeout=min(grace, 5.0)
+                    )
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=grace)
@@ -113,11 +159,13 @@ class JobTrigger:
             now = self.clock.monotonic()
             if self.core.begin(now):
                 async with self._firing:
+                    covering = self.memory.covering() if self.memory is not None else None
                     try:
                         outcome = await self.action.fire()
                     except Exception as exc:  # a bug must not end the trigger silently
                         log.exception("%s: unexpected error", self.action.label)
                         outcome = FireOutcome("failed", f"failed ({type(exc).__name__})")
+                    await self._remember(outcome, covering)
                 covered = outcome.started and outcome.covers
                 self.core.finish(self.clock.monotonic(), started=covered)
                 self._record(outcome)
@@ -144,6 +192,8 @@ class JobTrigger:
 
     def _record(self, outcome: FireOutcome) -> None:
         self.outcomes.append(outcome)
+        for observer in self.observers:
+            observer(self, outcome)
         label = self.action.label
         if outcome.kind == "started" or self.core.due_at is None:
             level = logging.INFO if outcome.kind != "failed" else logging.WARNING
@@ -185,6 +235,9 @@ class TriggerThread:
         """Webhooks: started and stopped with the schedule, delivering on their own."""
         self._clock = clock
         self.triggers: list[JobTrigger] = []
+        self.bind: Callable[[TriggerAction], tuple[TriggerMemory | None, LedgerRecorder | None]]
+        self.bind = lambda action: (None, None)
+        """Gives each trigger its durable memory and ledger (set before the triggers start)."""
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="afterload-trigger", daemon=True
@@ -199,19 +252,31 @@ class TriggerThread:
         if not self.triggers:
 
             async def make() -> list[JobTrigger]:
-                return [JobTrigger(a, clock=self._clock) for a in self.actions]
+                made = []
+                for action in self.actions:
+                    memory, recorder = self.bind(action)
+                    made.append(
+                        JobTrigger(action, clock=self._clock, memory=memory, recorder=recorder)
+                    )
+                return made
 
             self.triggers = self.call(make())
         return self.triggers
 
-    def start(self, *, initial_fire: bool) -> None:
-        """Start every trigger's background task (the follow loop)."""
+    def prepare(self) -> list[JobTrigger]:
+        """The triggers, made now if not yet (each bound to its memory and ledger)."""
+        return self._ensure_triggers()
+
+    def start(self, *, initial_fire: bool | Callable[[JobTrigger], bool]) -> None:
+        """Start every trigger's background task (the follow loop); ``initial_fire`` may
+        decide per trigger (``on_start: pending``)."""
 
         triggers = self._ensure_triggers()
 
         async def start_all() -> None:
             for trigger in triggers:
-                await trigger.start(initial_fire=initial_fire)
+                fire = initial_fire(trigger) if callable(initial_fire) else initial_fire
+                await trigger.start(initial_fire=fire)
             for other in self.background:
                 await other.start()
 
@@ -261,6 +326,17 @@ class TriggerThread:
                 await other.stop(grace)
 
         self.call(stop_all(), timeout=grace * max(1, len(self.background)) + 5)
+
+    def look_at_runs(self) -> None:
+        """One look at each run still open in the ledger (``run --once --wait`` after waiting,
+        so the ledger has the end it just saw)."""
+
+        async def look_all() -> None:
+            for trigger in self.triggers:
+                if trigger.recorder is not None and isinstance(trigger.action, FollowsRuns):
+                    await trigger.recorder.look(trigger.action.run_state)
+
+        self.call(look_all())
 
     def close(self, grace: float = 10.0) -> None:
         """Stop the triggers (a request in flight gets ``grace`` seconds), close the actions."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from afterload.destinations.base import (
     TableWrite,
 )
 from afterload.destinations.duckdb.connect import connect, literal
+from afterload.destinations.duckdb.ledger import DuckDBLedger
 from afterload.destinations.duckdb.writer import Writer
 from afterload.destinations.sql import CHECKPOINTS, first_line, quote
 
@@ -30,7 +32,7 @@ def from_epoch_us(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value) / 1_000_000, tz=UTC)
 
 
-class DuckDBDestination(Writer):
+class DuckDBDestination(Writer, DuckDBLedger):
     """Implements :class:`afterload.destinations.base.Destination` on a DuckDB file."""
 
     stores_nul = True
@@ -48,6 +50,8 @@ class DuckDBDestination(Writer):
         self._fence = 0
         self._tables: dict[str, dict[str, ColumnType]] = {}
         self._stage_dir: Path | None = None
+        self._turn = threading.RLock()
+        """Held by each commit and each ledger write: one transaction at a time on the file."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -64,6 +68,7 @@ class DuckDBDestination(Writer):
             "checkpoint VARCHAR NOT NULL, committed_at TIMESTAMPTZ, "
             "transactions BIGINT NOT NULL)"
         )
+        self._create_ledger()
         try:
             con.begin()
             con.execute(
@@ -95,6 +100,10 @@ class DuckDBDestination(Writer):
         )
 
     def close(self) -> None:
+        with self._turn:
+            self._close()
+
+    def _close(self) -> None:
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -112,6 +121,12 @@ class DuckDBDestination(Writer):
     # -- commits -----------------------------------------------------------------------------
 
     def commit(
+        self, writes: list[TableWrite], checkpoint: Checkpoint, published_at: datetime
+    ) -> None:
+        with self._turn:
+            self._commit(writes, checkpoint, published_at)
+
+    def _commit(
         self, writes: list[TableWrite], checkpoint: Checkpoint, published_at: datetime
     ) -> None:
         con = self.con

@@ -12,6 +12,8 @@ from afterload.destinations.base import (
 )
 from afterload.destinations.duckdb.connect import connect
 from afterload.destinations.duckdb.destination import from_epoch_us
+from afterload.destinations.duckdb.ledger import read_ledger
+from afterload.destinations.ledger import LedgerEntry
 from afterload.destinations.sql import CHECKPOINTS, quote
 
 
@@ -50,6 +52,12 @@ class DuckDBStatus:
         except duckdb.CatalogException:
             return None
         return None if row is None else int(row[0])
+
+    def read_runs(
+        self, materialization: str, *, last: int | None = None, open_only: bool = False
+    ) -> list[LedgerEntry]:
+        """The run ledger, newest first (see :mod:`afterload.destinations.ledger`)."""
+        return read_ledger(self.con, self.schema, materialization, last=last, open_only=open_only)
 
     def close(self) -> None:
         self.con.close()

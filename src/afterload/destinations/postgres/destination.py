@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from afterload.destinations.postgres.connect import (
     backend_pid,
     sql_literal,
 )
+from afterload.destinations.postgres.ledger import PostgresLedger
 from afterload.destinations.postgres.reads import Reads
 from afterload.destinations.sql import CHECKPOINTS, first_line, quote
 
@@ -48,7 +50,7 @@ _LOCK_CLASS = 0x6166_746C
 """The first key of our advisory locks (``aftl``), so they never meet another application's."""
 
 
-class PostgresDestination(Reads):
+class PostgresDestination(Reads, PostgresLedger):
     """Implements :class:`afterload.destinations.base.Destination` on a PostgreSQL schema."""
 
     stores_nul = False  # neither TEXT nor JSONB can hold U+0000
@@ -80,6 +82,8 @@ class PostgresDestination(Reads):
         self._tables: dict[str, Table] = {}
         self._merge_only: set[str] = set()
         """Tables whose keys met existing rows: skip the attempt to COPY straight in."""
+        self._turn = threading.RLock()
+        """Held by each commit and each ledger write: one transaction at a time per session."""
         self.reconnects = 0
         self.exclusive = True
         """Take the advisory lock that refuses a second process. The Flow driver turns it
@@ -254,6 +258,7 @@ class PostgresDestination(Reads):
             cur.execute(
                 f"COMMENT ON TABLE {self._q(CHECKPOINTS)} IS {sql_literal(cur.connection, comment)}"
             )
+        self._create_ledger(cur)
 
     @property
     def _server_db(self) -> str:
@@ -354,6 +359,10 @@ class PostgresDestination(Reads):
         )
 
     def close(self) -> None:
+        with self._turn:
+            self._close()
+
+    def _close(self) -> None:
         conn, self._conn = self._conn, None
         self._tables.clear()
         self._materialization = None  # a commit after close must not reconnect
@@ -391,8 +400,9 @@ class PostgresDestination(Reads):
                 return
             self._commit_once(writes, text, stamp)
 
-        self._retrying("the commit", attempt)
-        self._transactions += 1
+        with self._turn:
+            self._retrying("the commit", attempt)
+            self._transactions += 1
 
     def _commit_once(self, writes: list[TableWrite], checkpoint: str, stamp: str) -> None:
         conn = self.conn

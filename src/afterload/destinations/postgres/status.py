@@ -11,8 +11,10 @@ from afterload.destinations.base import (
     DestinationError,
     Recovered,
 )
+from afterload.destinations.ledger import LedgerEntry
 from afterload.destinations.postgres.connect import ConnectSettings, Lost
 from afterload.destinations.postgres.dialect import pg_identifier
+from afterload.destinations.postgres.ledger import read_ledger
 from afterload.destinations.sql import CHECKPOINTS, first_line, quote
 
 if TYPE_CHECKING:
@@ -70,6 +72,18 @@ class PostgresStatus:
         except psycopg.Error as exc:
             raise DestinationError(f"{self.name}: {self.settings.scrub(first_line(exc))}") from None
         return None if row is None else int(row[0])
+
+    def read_runs(
+        self, materialization: str, *, last: int | None = None, open_only: bool = False
+    ) -> list[LedgerEntry]:
+        """The run ledger, newest first (see :mod:`afterload.destinations.ledger`)."""
+        try:
+            with self.conn.cursor() as cur:
+                return read_ledger(
+                    cur, self.schema, materialization, last=last, open_only=open_only
+                )
+        except psycopg.Error as exc:
+            raise DestinationError(f"{self.name}: {self.settings.scrub(first_line(exc))}") from None
 
     def close(self) -> None:
         self.conn.close()

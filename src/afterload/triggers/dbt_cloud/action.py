@@ -6,8 +6,10 @@ start, every fire, and ``--wait``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from afterload.clock import Clock
@@ -39,7 +41,9 @@ async def fire_once(
             active = await client.list_active_runs()
             if active and settings.mode == "skip":
                 states = ", ".join(f"run {r.id} is {r.status_humanized.lower()}" for r in active)
-                return FireOutcome("skipped", f"skipped, {states}")
+                return FireOutcome(
+                    "skipped", f"skipped, {states}", active=tuple(r.id for r in active)
+                )
             for run in active:
                 await _cancel(client, run)
                 cancelled.append(run.id)
@@ -97,6 +101,10 @@ class DbtCloudAction:
     ) -> None:
         self.settings = settings
         self.label = f"dbt job {settings.job_id}"
+        self.name = f"dbt_job_trigger/{settings.job_id}"
+        """Keys this trigger's state in the checkpoint and its ledger rows."""
+        self.mode: str = settings.mode
+        self.on_start: str = settings.on_start
         self.interval = settings.interval.total_seconds()
         self._own_client = client is None
         self.client = client or DbtCloudClient(settings.target(), clock=clock, retry=retry)
@@ -173,6 +181,21 @@ class DbtCloudAction:
         except ValueError:
             result = "error"
         return RunEnd(result, message)  # type: ignore[arg-type]
+
+    async def run_state(self, run_id: int) -> tuple[str, datetime | None] | None:
+        """How a run ended (``success``, ``error``, ``cancelled``) and when; None while going."""
+        run = await self.client.get_run(run_id)
+        if run.is_active:
+            return None
+        try:
+            result = _RESULTS.get(RunStatus(run.status), "error")
+        except ValueError:
+            result = "error"
+        finished = None
+        if run.finished_at:
+            with contextlib.suppress(ValueError):
+                finished = datetime.fromisoformat(run.finished_at.replace("Z", "+00:00"))
+        return result, finished
 
     async def aclose(self) -> None:
         if self._own_client:

@@ -79,6 +79,10 @@ class DbtCloudClient:
         self.job_id = target.job_id
         self.retry = retry or RetryPolicy()
         self.clock = clock or SystemClock()
+        self.calls = 0
+        """HTTP requests sent (metrics)."""
+        self.retries = 0
+        """Requests repeated after a transient failure (metrics)."""
         self._http = httpx.AsyncClient(
             base_url=f"{self.base_url}/api/v2/accounts/{self.account_id}/",
             timeout=timeout or default_timeout(),
@@ -249,6 +253,7 @@ class DbtCloudClient:
         def backoff(exc: Exception) -> bool | float:
             if not isinstance(exc, Transient):
                 return False
+            self.retries += 1
             if exc.retry_after is not None:
                 return min(exc.retry_after, policy.max_retry_after)
             return True
@@ -308,6 +313,7 @@ class DbtCloudClient:
             # A JSON encoder, never string formatting: a quote in the cause stays a quote.
             content = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
             headers["Content-Type"] = "application/json"
+        self.calls += 1
         try:
             response = await self._http.request(
                 method, path, params=params, content=content, headers=headers

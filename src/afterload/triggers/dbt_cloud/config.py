@@ -91,6 +91,11 @@ class DbtJobTrigger(Strict, RunOptionFields):
         description="At most one run per interval, and only after new data was committed.",
         json_schema_extra={"default": "30m", "examples": ["30m", "1h", "90s", "0s"]},
     )
+    on_start: Literal["always", "pending"] = Field(
+        default="always",
+        description="always: fire once at every start (the original's rule); pending: fire "
+        "at start only when committed data is not yet covered by a run created after it.",
+    )
 
     @field_validator("cause", mode="before")
     @classmethod

@@ -49,6 +49,7 @@ class Run(BaseModel):
     href: str | None = None
     created_at: str | None = None
     project_id: int | None = None
+    finished_at: str | None = None
 
     @classmethod
     def from_api(cls, data: Any) -> Run:
@@ -62,6 +63,7 @@ class Run(BaseModel):
         job = data.get("job_definition_id") or data.get("job_id")
         project = data.get("project_id")
         created = data.get("created_at")
+        finished = data.get("finished_at")
         return cls(
             id=data["id"],
             status=status if isinstance(status, int) else 0,
@@ -70,6 +72,7 @@ class Run(BaseModel):
             href=data.get("href") if isinstance(data.get("href"), str) else None,
             created_at=created if isinstance(created, str) else None,
             project_id=project if isinstance(project, int) else None,
+            finished_at=finished if isinstance(finished, str) else None,
         )
 
     @property
