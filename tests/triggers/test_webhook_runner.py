@@ -51,7 +51,7 @@ def make(receiver: Receiver, **kw: Any) -> WebhookRunner:
 def test_states_hold_the_upcoming_commit_before_it_stands() -> None:
     with Receiver() as receiver:
         runner = make(receiver)
-    assert runner.states(Facts(1, (), T0)) == {}  # a checkpoint-only commit owes nothing
+    assert runner.states(Facts(1, (), T0)) == {runner.key: None}  # owes nothing: no entry
     entry = runner.states(Facts(5, ("orders",), T0))["webhook:hook"]
     state = PendingState.model_validate(entry)
     assert state.sealed is None and state.open is not None

@@ -160,6 +160,8 @@ class Materializer:
             triggers.update(source.states(stamp))
         if self.stamp is not None:
             triggers.update(self.stamp(self.sequence, published, 0 if quiet else txn.stored))
+        # A trigger that owes nothing says so with None: its entry is dropped, not carried.
+        triggers = {key: state for key, state in triggers.items() if state is not None}
         self._triggers = triggers
         checkpoint = checkpoint.model_copy(update={"triggers": triggers})
         pending = _Pending(txn, writes, started, quiet, stamp)

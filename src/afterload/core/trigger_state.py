@@ -36,7 +36,8 @@ class TriggerStateSource(Protocol):
         ...
 
     def states(self, upcoming: CommitStamp) -> dict[str, JsonValue]:
-        """This trigger's entries for the checkpoint of ``upcoming``, as if it stood already.
+        """This trigger's entries for the checkpoint of ``upcoming``, as if it stood already
+        (an entry set to None is dropped: the trigger owes nothing).
 
         Called on the commit path: pure bookkeeping under a lock, never I/O.
         """

@@ -117,7 +117,7 @@ class WebhookRunner:
         if window is not None:
             open_ = window if open_ is None else open_.merge(window)
         if sealed is None and open_ is None:
-            return {}
+            return {self.key: None}  # nothing owed: the entry goes
         state = PendingState(sealed=sealed, open=open_)
         return {self.key: state.model_dump(mode="json")}
 
