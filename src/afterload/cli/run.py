@@ -86,6 +86,8 @@ def run_materialization(
     except AfterloadError as exc:
         out.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
+    if once:
+        log.info(report.summary(), extra={"counts": report.counts()})
     if report.waited is not None:
         out.print(report.waited.message, highlight=False)
     return exit_code(report, once=once)
@@ -105,6 +107,11 @@ def run(
     Fires the dbt job at start and after commits that stored documents. With --once, exit 0
     when done, 1 on an error; with --wait the exit codes are those of `trigger --wait`.
     """
+    if wait and not once:
+        err.print(
+            "[red]error:[/red] --wait needs --once: a follow run never ends with a run to wait for."
+        )
+        raise typer.Exit(2)
     wait_for = wait_seconds(timeout)
     loaded = load(config)
     raise typer.Exit(

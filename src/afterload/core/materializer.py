@@ -32,7 +32,8 @@ class Commit:
     """What a listener hears after a commit stood."""
 
     number: int
-    """1 for the first transaction this materializer committed."""
+    """The transaction's number in the materialization's life: it continues from the count the
+    checkpoint row holds, so numbers do not restart at 1 in every process."""
     documents: int
     """Documents stored (0: nothing for a trigger to do)."""
     rows: int
@@ -67,6 +68,9 @@ class Materializer:
         self.clock = clock or SystemClock()
         self.listeners = list(listeners)
         self.transactions = 0
+        """Transactions that stored something, committed by this materializer."""
+        self.sequence = 0
+        """The destination's committed transaction count (every commit, quiet ones too)."""
         self.documents = 0
         self.rows = 0
         self.last_commit_at: datetime | None = None
@@ -75,6 +79,7 @@ class Materializer:
     def open(self) -> Recovered:
         """Open the destination (raising its fence) and return where to resume from."""
         recovered = self.destination.open(self.name)
+        self.sequence = recovered.transactions
         if recovered.committed_at is not None:
             log.info(
                 "%s: resuming after transaction %d committed at %s",
@@ -134,6 +139,7 @@ class Materializer:
         self._committer.close()
 
     def _committed(self, pending: _Pending) -> None:
+        self.sequence += 1
         if pending.quiet:
             return
         txn, writes = pending.txn, pending.writes
@@ -145,12 +151,16 @@ class Materializer:
         seconds = time.monotonic() - pending.started
         log.info(
             "committed transaction %d: %d documents, %d rows written, %.2fs%s",
-            self.transactions,
+            self.sequence,
             stored,
             rows,
             seconds,
             " (full: more to read)" if txn.full else "",
+            extra={
+                "transaction": self.sequence,
+                "counts": {"documents": stored, "rows": rows, "seconds": round(seconds, 3)},
+            },
         )
-        commit = Commit(self.transactions, stored, rows, txn.full, seconds)
+        commit = Commit(self.sequence, stored, rows, txn.full, seconds)
         for listener in self.listeners:
             listener(commit)
