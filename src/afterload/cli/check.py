@@ -11,6 +11,7 @@ from afterload.config.load import load_config
 from afterload.destinations.factory import probe_destination
 from afterload.errors import AfterloadError, ConfigError
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
+from afterload.triggers.dbt_cloud.client import DbtCloudClient
 
 
 @app.command()
@@ -37,11 +38,11 @@ def check(config: ConfigArg) -> None:
         raise typer.Exit(1 if failed else 0)
 
     async def reach() -> str:
-        action = DbtCloudAction(settings)
+        action = DbtCloudAction(settings, client=DbtCloudClient.interactive(settings.target()))
         try:
             return await action.check()
         finally:
-            await action.aclose()
+            await action.client.aclose()
 
     try:
         found = asyncio.run(reach())
