@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -21,9 +22,8 @@ from afterload.core.stopper import Stopper
 from afterload.ndjson.sources import Source
 from afterload.pipeline import materialize
 from afterload.triggers.dbt_cloud.emulator import DbtCloudEmulator, EmulatorServer
+from tests.conftest import ACCOUNT, API_KEY, JOB
 from tests.materialize_support import write_config, write_lines
-
-from .conftest import ACCOUNT, API_KEY, JOB
 
 runner = CliRunner()
 AFTERLOAD = [sys.executable, "-m", "afterload"]
@@ -93,7 +93,7 @@ def test_stopped_run_once_says_nothing_false_about_partial_lines(
     stopper = Stopper()
     original = Source.read
 
-    def read_then_stop(self: Source, max_lines: int, max_bytes: int, wait: float = 0.0):  # type: ignore[no-untyped-def]
+    def read_then_stop(self: Source, max_lines: int, max_bytes: int, wait: float = 0.0) -> Any:
         chunk = original(self, min(max_lines, 100), max_bytes, wait)
         stopper.request("SIGINT")  # as the signal handler does, after the first chunk
         return chunk

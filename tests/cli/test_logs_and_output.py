@@ -17,9 +17,8 @@ from afterload.cli.logs import hoist_global_options
 from afterload.cli.status import materialization_status
 from afterload.config.load import load_config
 from afterload.triggers.dbt_cloud.emulator import EmulatorServer
+from tests.conftest import ACCOUNT, API_KEY, JOB
 from tests.materialize_support import write_config, write_lines
-
-from .conftest import ACCOUNT, API_KEY, JOB
 
 runner = CliRunner()
 AFTERLOAD = [sys.executable, "-m", "afterload"]
