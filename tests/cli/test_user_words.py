@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -54,18 +55,30 @@ def test_following_an_empty_glob_says_so_once_then_picks_the_file_up(tmp_path: P
     proc = subprocess.Popen(
         [*AFTERLOAD, "run", str(loaded.path)], stderr=subprocess.PIPE, text=True
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
+    reader.start()
+
+    def seen(text: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in lines):
+            assert time.monotonic() < deadline, f"never logged {text!r}: {lines}"
+            time.sleep(0.05)
+
     try:
-        time.sleep(2.5)  # several refreshes of the glob (one a second)
+        seen("waiting for files to appear")
+        time.sleep(2.5)  # several more looks at the glob (one a second): no more words
         write_lines(tmp_path / "data/ordrs/1.jsonl", [{"id": 1}])
-        time.sleep(2.5)
+        seen("committed transaction 1: 1 documents")
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    stderr = "".join(lines)
     assert proc.returncode == 0, stderr
     assert stderr.count("matches no file") == 1, stderr
-    assert "matches no file; waiting for files to appear" in stderr
+    assert "orders: data/ordrs/*.jsonl matches no file; waiting for files to appear" in stderr
     assert "orders: data/ordrs/*.jsonl now matches a file" in stderr
-    assert "committed transaction 1: 1 documents" in stderr
 
 
 def test_complete_lines_left_unread_are_not_a_partial_line(tmp_path: Path) -> None:
@@ -166,7 +179,7 @@ def test_interactive_commands_answer_fast_when_dbt_cloud_is_down(
     )
     elapsed = time.monotonic() - started
     output = proc.stdout + proc.stderr
-    assert elapsed < 6, f"{command} took {elapsed:.1f}s"
+    assert elapsed < 12, f"{command} took {elapsed:.1f}s"  # was 16–18 s of retries
     assert "connection was refused" in output, output
     assert "secret-never-shown" not in output and "Traceback" not in output
     assert proc.returncode == (1 if command == "check" else 0)
@@ -190,5 +203,5 @@ def test_the_demo_hint_works_with_the_users_path(tmp_path: Path) -> None:
         [*AFTERLOAD, *hint[1:]], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert status.returncode == 0, status.stderr
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 15
     assert "orders" in status.stdout and "cannot list runs" not in status.stdout
