@@ -91,6 +91,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+def logging_json() -> bool:
+    """Whether the root logger writes JSON lines (then no progress bar mixes into them)."""
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
+
+
 def text_formatter() -> logging.Formatter:
     return logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
 

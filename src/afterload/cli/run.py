@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from afterload.cli import logs
 from afterload.cli.app import ConfigArg, app, err, load, wait_seconds
 from afterload.clock import Clock
 from afterload.config.load import LoadedConfig
@@ -81,7 +82,7 @@ def run_materialization(
                 timeout=timeout,
                 clock=clock,
                 stopper=stopper,
-                progress=Progress(out),
+                progress=Progress(None if logs.logging_json() else out),
             )
     except AfterloadError as exc:
         out.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
