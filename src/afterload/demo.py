@@ -151,28 +151,7 @@ def _stream(
     console.rule("2. A live order stream into DuckDB, with the dbt job kept fresh")
     data = workdir / "data"
     config = workdir / "afterload.yaml"
-    config.write_text(
-        f"""\
-name: demo-shop
-destination:
-  duckdb: {{path: warehouse.duckdb}}
-syncSchedule: {{syncFrequency: 0s}}
-transaction: {{max_documents: 5000}}
-bindings:
-  - source: data/orders/*.jsonl
-    table: orders
-    key: [/id]
-    hard_delete: true
-dbt_job_trigger:
-  access_url: {url}
-  account_id: {ACCOUNT}
-  job_id: {STREAM_JOB}
-  api_key: {DEMO_KEY}
-  cause: afterload demo
-  mode: skip
-  interval: {INTERVAL}s
-"""
-    )
+    config.write_text(_materialization_yaml() + _trigger_yaml(url))
     console.print(
         f"config {config}: orders by key /id, hard deletes, dbt job {STREAM_JOB} in skip "
         f"mode at most once every {INTERVAL}s"
@@ -232,6 +211,52 @@ dbt_job_trigger:
     return workdir / "warehouse.duckdb", code
 
 
+def _materialization_yaml() -> str:
+    return """\
+name: demo-shop
+destination:
+  duckdb: {path: warehouse.duckdb}
+syncSchedule: {syncFrequency: 0s}
+transaction: {max_documents: 5000}
+bindings:
+  - source: data/orders/*.jsonl
+    table: orders
+    key: [/id]
+    hard_delete: true
+"""
+
+
+def _trigger_yaml(url: str) -> str:
+    return f"""\
+dbt_job_trigger:
+  access_url: {url}
+  account_id: {ACCOUNT}
+  job_id: {STREAM_JOB}
+  api_key: {DEMO_KEY}
+  cause: afterload demo
+  mode: skip
+  interval: {INTERVAL}s
+"""
+
+
+def user_path(path: Path, cwd: Path | None = None) -> str:
+    """``path`` as the user would type it: relative to where they are when it is below it."""
+    cwd = cwd or Path.cwd()
+    try:
+        return path.resolve().relative_to(cwd.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def leave_config(config: Path) -> None:
+    """The demo's config without its trigger: the emulator it named stopped with the demo, so
+    ``afterload status`` on it would only report an unreachable dbt Cloud."""
+    config.write_text(
+        _materialization_yaml()
+        + "# dbt_job_trigger: removed after the demo; its dbt Cloud emulator has stopped.\n"
+    )
+
+
 def _summary(console: Console, emulator: DbtCloudEmulator, warehouse: Path) -> None:
     console.rule("3. Result")
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -274,8 +299,10 @@ def _summary(console: Console, emulator: DbtCloudEmulator, warehouse: Path) -> N
     for row in ledger:
         runs_table.add_row(*(str(v) for v in row))
     console.print(runs_table)
-    console.print(f"try it yourself: afterload status {warehouse.parent / 'afterload.yaml'}")
-    console.print(f"and the ledger:  afterload runs {warehouse.parent / 'afterload.yaml'}")
+    config = warehouse.parent / "afterload.yaml"
+    leave_config(config)
+    console.print(f"try it yourself: afterload status {user_path(config)}", highlight=False)
+    console.print(f"and the ledger:  afterload runs {user_path(config)}", highlight=False)
 
 
 def run_demo(console: Console, *, seconds: float, workdir: Path) -> int:

@@ -8,6 +8,7 @@ CLI (``afterload run``). It prints nothing and installs no signal handler: the c
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,15 +47,51 @@ class Report:
     transactions: int = 0
     rejected: int = 0
     """Bad lines sent to rejects files."""
+    bytes: int = 0
+    """Bytes of input committed by this call."""
+    seconds: float = 0.0
+    """How long reading and committing took (the trigger's fire and ``wait`` excluded)."""
     fires: tuple[FireOutcome, ...] = field(default=())
     """Every trigger fire of this call, in order."""
     waited: RunEnd | None = None
     """With ``wait``: how the run started at the end ended."""
 
+    def counts(self) -> dict[str, int | float]:
+        """The figures of :meth:`summary`, for machine-readable logs."""
+        return {
+            "documents": self.documents,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "transactions": self.transactions,
+            "rejected": self.rejected,
+            "seconds": round(self.seconds, 3),
+            "documents_per_second": round(self.rate),
+        }
+
+    @property
+    def rate(self) -> float:
+        return self.documents / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """One line for the end of ``run --once``: what was loaded, how fast, what was refused."""
+        return (
+            f"loaded {self.documents:,} documents ({_size(self.bytes)}) into {self.rows:,} rows "
+            f"in {self.transactions:,} transaction{'s' if self.transactions != 1 else ''}, "
+            f"{self.seconds:.2f}s, {self.rate:,.0f} documents/s; {self.rejected:,} rejected"
+        )
+
     @property
     def runs(self) -> tuple[int, ...]:
         """Ids of the runs the triggers started."""
         return tuple(f.run_id for f in self.fires if f.started and f.run_id is not None)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
 
 
 def trigger_actions(loaded: LoadedConfig, *, clock: Clock | None = None) -> list[TriggerAction]:
@@ -101,6 +138,7 @@ def materialize(
     ``metrics`` (see :mod:`afterload.metrics`) hears every commit and trigger decision;
     ``follow_every`` is how often runs in the ledger are looked at until they end."""
     require_runnable(loaded)
+    started = time.monotonic()
     actions = trigger_actions(loaded, clock=clock)
     webhooks = webhook_runners(loaded, clock=clock)
     triggers = None
@@ -130,13 +168,15 @@ def materialize(
         if metrics is not None and triggers is not None:
             metrics.watch(triggers.prepare())
         if once:
-            return _once(driver, core, triggers, durable, wait=wait, timeout=timeout)
+            return _once(
+                driver, core, triggers, durable, wait=wait, timeout=timeout, started=started
+            )
         if triggers is not None:
             assert durable is not None
             triggers.start(initial_fire=durable.initial_fire)
         driver.run_follow()
         _stop_webhooks(driver, triggers)
-        return _report(core, driver, triggers)
+        return _report(core, driver, triggers, seconds=time.monotonic() - started)
     finally:
         if driver is not None:
             driver.close()
@@ -182,6 +222,7 @@ def _once(
     *,
     wait: bool,
     timeout: float | None,
+    started: float,
 ) -> Report:
     stored = driver.run_once()
     if triggers is not None and triggers.background:
@@ -190,8 +231,9 @@ def _once(
         triggers.deliver_due()
         driver.record_trigger_states()
     driver.close()
+    seconds = time.monotonic() - started
     if triggers is None:
-        return _report(core, driver, None)
+        return _report(core, driver, None, seconds=seconds)
     if not stored and durable is not None:
         # ``on_start: pending``: data an earlier run committed and no run covers is owed too.
         owed = [a for a in triggers.actions if getattr(a, "on_start", "always") == "pending"]
@@ -200,9 +242,9 @@ def _once(
     if not stored:
         if triggers.actions:
             log.info("no documents were committed; the dbt job is not triggered")
-        return _report(core, driver, triggers)
+        return _report(core, driver, triggers, seconds=seconds)
     if not triggers.actions:
-        return _report(core, driver, triggers)
+        return _report(core, driver, triggers, seconds=seconds)
     outcomes = triggers.fire_now()
     waited = None
     if wait:
@@ -210,7 +252,7 @@ def _once(
             if outcome.started and outcome.run_id is not None:
                 waited = triggers.call(action.wait(outcome, timeout or DEFAULT_WAIT))
         triggers.look_at_runs()
-    return _report(core, driver, triggers, waited=waited)
+    return _report(core, driver, triggers, waited=waited, seconds=seconds)
 
 
 def _report(
@@ -219,6 +261,7 @@ def _report(
     triggers: TriggerThread | None,
     *,
     waited: RunEnd | None = None,
+    seconds: float,
 ) -> Report:
     fires: list[FireOutcome] = []
     for trigger in triggers.triggers if triggers is not None else ():
@@ -230,6 +273,8 @@ def _report(
         rows=core.rows,
         transactions=core.transactions,
         rejected=driver.rejected,
+        bytes=driver.committed_bytes,
+        seconds=seconds,
         fires=tuple(fires),
         waited=waited,
     )

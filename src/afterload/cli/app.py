@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
+from typer.core import TyperGroup
 
 from afterload import __version__
+from afterload.cli import logs
 from afterload.config.load import LoadedConfig, load_config
 from afterload.durations import parse_duration
 from afterload.errors import AfterloadError, ConfigError
 from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 
+
+class _Group(TyperGroup):
+    """Accepts the global logging options after the subcommand too (``run x.yaml -v``)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click Context
+        return super().parse_args(ctx, logs.hoist_global_options(args))
+
+
 app = typer.Typer(
+    cls=_Group,
     name="afterload",
     help="Land JSON streams in DuckDB or PostgreSQL, exactly once, and keep dbt Cloud jobs fresh.",
     no_args_is_help=True,
@@ -34,18 +43,11 @@ ConfigArg = Annotated[
 EXIT_SUCCESS, EXIT_ERROR, EXIT_CANCELLED, EXIT_TIMEOUT = 0, 1, 2, 3
 
 
-def setup_logging(verbose: bool = False) -> None:
-    handler = RichHandler(console=err, show_path=False, rich_tracebacks=False, markup=False)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        datefmt="%H:%M:%S",
-        handlers=[handler],
-        force=True,
+def setup_logging(verbose: bool = False, level: str = "info", log_format: str = "text") -> None:
+    """Rich on a terminal, one plain line per record in a pipe, or JSON lines."""
+    logs.setup_logging(
+        "debug" if verbose else level, "json" if log_format == "json" else "text", console=err
     )
-    # httpx logs every request URL at INFO; ours say what matters.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("stamina").setLevel(logging.ERROR)
 
 
 def fail(error: AfterloadError) -> NoReturn:
@@ -90,6 +92,19 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging (same as --log-level debug).")
+    ] = False,
+    log_level: Annotated[
+        logs.Level, typer.Option("--log-level", case_sensitive=False, help="The least level shown.")
+    ] = logs.Level.info,
+    log_format: Annotated[
+        logs.Format,
+        typer.Option(
+            "--log-format",
+            help="text (rich on a terminal, one line per record otherwise) or json (one object "
+            "per line: time, level, event, binding, transaction, counts, reason).",
+        ),
+    ] = logs.Format.text,
 ) -> None:
-    setup_logging(verbose)
+    setup_logging(verbose, log_level.value, log_format.value)

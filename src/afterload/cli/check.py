@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -11,78 +14,135 @@ from afterload.cli.app import ConfigArg, app, fail, out
 from afterload.config.load import LoadedConfig, load_config
 from afterload.destinations.factory import duckdb_path, probe_destination
 from afterload.errors import AfterloadError, ConfigError
+from afterload.ndjson.sources import Source
 from afterload.preflight import preflight
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
+from afterload.triggers.dbt_cloud.client import DbtCloudClient
 from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 
+Outcome = Literal["ok", "warning", "failed"]
+_MARKS = {"ok": "[green]✓[/green]", "warning": "[yellow]![/yellow]", "failed": "[red]✗[/red]"}
 
-def _preflight(loaded: LoadedConfig) -> bool:
-    """Print what ``run`` would refuse (✗) and what it will do (✓); whether anything failed.
+
+class Checks:
+    """The results, printed as they come (text) or as one JSON object at the end.
+
+    ``check --json`` keys: ``ok`` (bool: no check failed; warnings do not fail), ``checks``: a
+    list of ``{"check": "config"|"destination"|"source"|"dbt_job", "outcome": "ok"|"warning"|
+    "failed", "message": str}``, and with a config error, ``errors``: one sentence each.
+    """
+
+    def __init__(self, console: Console, *, as_json: bool) -> None:
+        self.console = console
+        self.as_json = as_json
+        self.results: list[dict[str, str]] = []
+        self.errors: list[str] = []
+        self.exit_code = 0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors) or any(r["outcome"] == "failed" for r in self.results)
+
+    def add(self, check: str, outcome: Outcome, message: str) -> None:
+        self.results.append({"check": check, "outcome": outcome, "message": message})
+        if not self.as_json:
+            self.console.print(f"{_MARKS[outcome]} {message}", soft_wrap=True, highlight=False)
+
+    def finish(self) -> int:
+        code = self.exit_code or (1 if self.failed else 0)
+        if self.as_json:
+            body: dict[str, object] = {"ok": not self.failed, "checks": self.results}
+            if self.errors:
+                body["errors"] = self.errors
+            self.console.out(json.dumps(body, ensure_ascii=False, indent=2), highlight=False)
+        return code
+
+
+def unmatched_sources(loaded: LoadedConfig) -> list[str]:
+    """One warning per binding whose glob matches no file: ``run`` would read nothing there."""
+    warnings = []
+    for binding in loaded.config.bindings:
+        if binding.source == "-":
+            continue
+        if Source(binding.source, loaded.base_dir, {}).matches_nothing:
+            warnings.append(f"{binding.table}: {binding.source} matches no file")
+    return warnings
+
+
+def _preflight(loaded: LoadedConfig, checks: Checks) -> None:
+    """What ``run`` would refuse (✗) and what it will do (✓), in ``run``'s own words.
 
     A config without bindings but with a trigger is one ``afterload trigger`` uses: ``run``
     would refuse it, which is said, but it does not fail the check.
     """
-    failed = False
-    trigger_only = not loaded.config.bindings and loaded.config.dbt_job_trigger is not None
+    trigger_only = not loaded.config.bindings and bool(loaded.config.dbt_jobs())
     for finding in preflight(loaded):
         if finding.ok:
-            mark = "[green]✓[/green]"
+            checks.add(finding.subject, "ok", f"{finding.subject}: {finding.text}")
         elif trigger_only and finding.subject == "bindings":
-            mark = "[yellow]![/yellow]"
-            finding_text = f"{finding.text} (`afterload trigger` works with this config)"
-            out.print(f"{mark} {finding_text}", soft_wrap=True, highlight=False)
-            continue
+            text = f"{finding.text} (`afterload trigger` works with this config)"
+            checks.add(finding.subject, "warning", text)
         else:
-            out.print(f"[red]✗[/red] {finding.text}", soft_wrap=True, highlight=False)
-            failed = True
-            continue
-        out.print(f"{mark} {finding.subject}: {finding.text}", soft_wrap=True, highlight=False)
-    return failed
+            checks.add(finding.subject, "failed", finding.text)
 
 
 @app.command()
-def check(config: ConfigArg) -> None:
+def check(
+    config: ConfigArg,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object: ok, checks, errors (see README).")
+    ] = False,
+) -> None:
     """Validate the config, reach the destination, and check access to the dbt Cloud job."""
+    raise typer.Exit(run_checks(config, out, as_json=as_json))
+
+
+def run_checks(config: Path, console: Console, *, as_json: bool = False) -> int:
+    checks = Checks(console, as_json=as_json)
     try:
         loaded = load_config(config)
     except ConfigError as exc:
-        out.print(f"[red]✗[/red] config {config}")
-        fail(exc)
-    out.print(f"[green]✓[/green] config {config} is valid")
-    failed = _preflight(loaded)
+        if not as_json:
+            console.print(f"[red]✗[/red] config {config}")
+            fail(exc)
+        checks.add("config", "failed", f"config {config} is not valid")
+        checks.errors.extend(exc.problems)
+        checks.exit_code = exc.exit_code  # as without --json
+        return checks.finish()
+    checks.add("config", "ok", f"config {config} is valid")
+    _preflight(loaded, checks)
     path = duckdb_path(loaded.config.destination, loaded.base_dir)
     if loaded.config.destination is not None and (path is None or path.exists()):
         try:
             found = probe_destination(loaded.config.destination, loaded.base_dir)
         except AfterloadError as exc:
-            out.print(f"[red]✗[/red] destination: {exc}", soft_wrap=True, highlight=False)
-            failed = True
+            checks.add("destination", "failed", f"destination: {exc}")
         else:
-            out.print(f"[green]✓[/green] destination: {found}", soft_wrap=True, highlight=False)
+            checks.add("destination", "ok", f"destination: {found}")
+    for warning in unmatched_sources(loaded):
+        checks.add("source", "warning", warning)
     jobs = loaded.config.dbt_jobs()
     if not jobs:
         if not loaded.config.trigger_cleared:
-            out.print("[green]✓[/green] no dbt_job_trigger block: no job will be triggered")
-        raise typer.Exit(1 if failed else 0)
+            checks.add("dbt_job", "ok", "no dbt_job_trigger block: no job will be triggered")
+        return checks.finish()
     for settings in jobs:
-        failed = not _reach_job(settings, out) or failed
-    raise typer.Exit(1 if failed else 0)
+        _reach_job(settings, checks)
+    return checks.finish()
 
 
-def _reach_job(settings: DbtJobTrigger, out: Console) -> bool:
-    """One ✓/✗ line for one job; False when it is not usable."""
+def _reach_job(settings: DbtJobTrigger, checks: Checks) -> None:
+    """One ✓/✗ result for one job."""
 
     async def reach() -> str:
-        action = DbtCloudAction(settings)
+        # One attempt with a short timeout: a user is waiting for this answer.
+        action = DbtCloudAction(settings, client=DbtCloudClient.interactive(settings.target()))
         try:
             return await action.check()
         finally:
-            await action.aclose()
+            await action.client.aclose()
 
     try:
-        found = asyncio.run(reach())
+        checks.add("dbt_job", "ok", asyncio.run(reach()))
     except AfterloadError as exc:
-        out.print(f"[red]✗[/red] dbt Cloud job {settings.job_id}: {exc}", soft_wrap=True)
-        return False
-    out.print(f"[green]✓[/green] {found}", soft_wrap=True)
-    return True
+        checks.add("dbt_job", "failed", f"dbt Cloud job {settings.job_id}: {exc}")

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from afterload.cli import logs
 from afterload.cli.app import ConfigArg, app, err, load, wait_seconds
 from afterload.clock import Clock, SystemClock
 from afterload.config.load import LoadedConfig
@@ -88,7 +89,7 @@ def run_materialization(
                 timeout=timeout,
                 clock=clock,
                 stopper=stopper,
-                progress=Progress(out),
+                progress=Progress(None if logs.logging_json() else out),
                 metrics=metrics,
             )
     except AfterloadError as exc:
@@ -97,6 +98,8 @@ def run_materialization(
     finally:
         if metrics is not None:
             metrics.close()
+    if once:
+        log.info(report.summary(), extra={"counts": report.counts()})
     if report.waited is not None:
         out.print(report.waited.message, highlight=False)
     return exit_code(report, once=once)
@@ -128,6 +131,11 @@ def run(
     Fires the dbt job at start and after commits that stored documents. With --once, exit 0
     when done, 1 on an error; with --wait the exit codes are those of `trigger --wait`.
     """
+    if wait and not once:
+        err.print(
+            "[red]error:[/red] --wait needs --once: a follow run never ends with a run to wait for."
+        )
+        raise typer.Exit(2)
     wait_for = wait_seconds(timeout)
     loaded = load(config)
     raise typer.Exit(

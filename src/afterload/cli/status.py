@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from afterload.cli.app import ConfigArg, app, err, load, out
+from afterload.cli.app import ConfigArg, app, load, out
 from afterload.cli.ledger_view import (
     STATUS_ROWS,
     LedgerUnavailable,
@@ -29,11 +29,11 @@ from afterload.triggers.dbt_cloud.client import DbtCloudClient
 from afterload.triggers.dbt_cloud.models import Run
 
 
-def _size(n: int) -> str:
+def _size(n: int | float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
+        n /= 1024
     return f"{n} B"
 
 
@@ -46,10 +46,10 @@ def _ago(when: datetime) -> str:
     return f"{seconds / 3600:.1f}h ago"
 
 
-def materialization_status(loaded: LoadedConfig, console: Console) -> int:
-    """Print the status table; 0 when it could be read, 1 on an error."""
+def materialization_status(loaded: LoadedConfig, console: Console, *, as_json: bool = False) -> int:
+    """Print the status table (or JSON); 0 when it could be read, 1 on an error."""
     try:
-        return _status(loaded, console)
+        return _status(loaded, console, as_json=as_json)
     except AfterloadError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
@@ -59,40 +59,12 @@ def materialization_status(loaded: LoadedConfig, console: Console) -> int:
 def status(
     config: ConfigArg,
     as_json: Annotated[
-        bool, typer.Option("--json", help="The triggers' freshness as JSON.")
+        bool, typer.Option("--json", help="One JSON object with stable keys (see README).")
     ] = False,
 ) -> None:
     """Per binding: offset reached against the source size, last commit, rows, active dbt runs;
     per trigger: newest data, the run covering it, the freshness lag."""
-    loaded = load(config)
-    if as_json:
-        raise typer.Exit(triggers_json(loaded))
-    raise typer.Exit(materialization_status(loaded, out))
-
-
-def _trigger_items(loaded: LoadedConfig) -> list[dict[str, Any]]:
-    """The trigger half of ``status`` (raises LedgerUnavailable while a DuckDB file is held)."""
-    info, rows = read_ledger(loaded, STATUS_ROWS)
-    return trigger_status_json(info, rows, datetime.now(UTC))
-
-
-def triggers_json(loaded: LoadedConfig) -> int:
-    """``status --json``'s trigger part: ``{"triggers": [...]}``."""
-    try:
-        items = _trigger_items(loaded)
-    except (LedgerUnavailable, AfterloadError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        return 1
-    print(json.dumps({"materialization": loaded.name, "triggers": items}, indent=2))
-    return 0
-
-
-def _show_triggers(loaded: LoadedConfig, console: Console) -> None:
-    try:
-        items = _trigger_items(loaded)
-    except (LedgerUnavailable, AfterloadError):
-        return  # the binding half already said why the committed state cannot be read
-    print_trigger_status(items, console)
+    raise typer.Exit(materialization_status(load(config), out, as_json=as_json))
 
 
 def _read(loaded: LoadedConfig) -> tuple[str, Recovered | None, dict[str, int | None], str | None]:
@@ -115,74 +87,180 @@ def _read(loaded: LoadedConfig) -> tuple[str, Recovered | None, dict[str, int | 
     return reader.name, info, counts, None
 
 
-def _status(loaded: LoadedConfig, console: Console) -> int:
+NAME_WIDTH = 16
+"""Names longer than this may fold onto more lines in the table (they are never cut)."""
+
+
+class BindingStatus(BaseModel):
+    """One binding's row of ``status`` (``status --json`` emits these keys)."""
+
+    binding: str
+    source: str
+    files: int | None
+    """Files the glob matches; None for stdin."""
+    committed_bytes: int | None
+    """Bytes committed over the binding's files; None when the checkpoint cannot be read."""
+    source_bytes: int | None
+    """The files' size now; None for stdin."""
+    lines: int | None
+    rows: int | None
+    """Rows in the table; None when the table cannot be read (or does not exist yet)."""
+
+
+class RunStatus(BaseModel):
+    id: int
+    status: str
+    url: str | None
+
+
+class JobStatus(BaseModel):
+    job_id: int
+    active_runs: list[RunStatus] | None
+    """None when the runs could not be listed (``error`` says why)."""
+    error: str | None = None
+
+
+class MaterializationStatus(BaseModel):
+    """Everything ``status`` shows; the stable shape of ``status --json``."""
+
+    materialization: str
+    destination: str
+    note: str | None
+    """Why the committed state could not be read (the file is held, nothing committed yet)."""
+    last_commit: datetime | None
+    transactions: int | None
+    bindings: list[BindingStatus]
+    dbt_job: JobStatus | None
+    triggers: list[dict[str, Any]]
+    """Per trigger (see the README's run ledger): newest data, pending, the covering run,
+    fresh_through and freshness_lag_seconds; empty while the ledger cannot be read."""
+
+
+def collect_status(loaded: LoadedConfig) -> MaterializationStatus:
     config = loaded.config
-    name = loaded.name
     where, info, counts, note = _read(loaded)
     checkpoint = info.checkpoint if info is not None else Checkpoint()
-    table = Table(title=f"materialization {name} → {where}")
-    for col in ("binding", "source", "files", "committed", "source size", "lines", "rows"):
-        table.add_column(col, justify="right" if col not in ("binding", "source") else "left")
+    bindings = []
     for binding in config.bindings:
         positions = dict(checkpoint.binding(binding.table).files)
         source = (
             Source(binding.source, loaded.base_dir, positions) if binding.source != "-" else None
         )
-        committed = sum(p.offset for p in positions.values())
-        lines = sum(p.line for p in positions.values())
-        if source is not None:
-            sizes = [c.size() or 0 for c in source.cursors.values()]
-            total, files = sum(sizes), str(len(sizes))
-            share = f" ({committed / total:.0%})" if total else ""
-        else:
-            total, files, share = 0, "stdin", ""
-        rows = counts.get(binding.table)
-        table.add_row(
-            binding.table,
-            binding.source,
-            files,
-            f"{_size(committed)}{share}" if info is not None else "?",
-            _size(total) if source is not None else "-",
-            f"{lines:,}" if info is not None else "?",
-            f"{rows:,}" if rows is not None else "-",
+        sizes = [c.size() or 0 for c in source.cursors.values()] if source is not None else None
+        bindings.append(
+            BindingStatus(
+                binding=binding.table,
+                source=binding.source,
+                files=len(sizes) if sizes is not None else None,
+                committed_bytes=sum(p.offset for p in positions.values()) if info else None,
+                source_bytes=sum(sizes) if sizes is not None else None,
+                lines=sum(p.line for p in positions.values()) if info else None,
+                rows=counts.get(binding.table),
+            )
         )
-    console.print(table)
-    if note:
-        console.print(note, highlight=False, soft_wrap=True)
-    if info is not None and info.committed_at is not None:
+    return MaterializationStatus(
+        materialization=loaded.name,
+        destination=where,
+        note=note,
+        last_commit=info.committed_at if info is not None else None,
+        transactions=info.transactions if info is not None else None,
+        bindings=bindings,
+        dbt_job=_job_status(loaded) if config.dbt_job_trigger is not None else None,
+        triggers=_trigger_items(loaded),
+    )
+
+
+def _trigger_items(loaded: LoadedConfig) -> list[dict[str, Any]]:
+    """The trigger half of ``status``; empty while the ledger cannot be read (the binding half
+    already says why the committed state cannot be read)."""
+    try:
+        info, rows = read_ledger(loaded, STATUS_ROWS)
+    except (LedgerUnavailable, AfterloadError):
+        return []
+    return trigger_status_json(info, rows, datetime.now(UTC))
+
+
+def _status(loaded: LoadedConfig, console: Console, *, as_json: bool = False) -> int:
+    state = collect_status(loaded)
+    if as_json:
+        console.out(state.model_dump_json(indent=2), highlight=False)
+        return 0
+    # Numbers never shrink (no_wrap at their full width); names fold onto more lines, never
+    # cut; a console too narrow for that gets a wider table rather than a cut one.
+    table = Table(title=f"materialization {state.materialization} → {state.destination}")
+    for col in ("binding", "source"):
+        longest = max((len(getattr(b, col)) for b in state.bindings), default=0)
+        table.add_column(col, overflow="fold", min_width=max(len(col), min(longest, NAME_WIDTH)))
+    for col in ("files", "committed", "source size", "lines", "rows"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+    for b in state.bindings:
+        share = ""
+        if b.committed_bytes is not None and b.source_bytes:
+            share = f" ({b.committed_bytes / b.source_bytes:.0%})"
+        cells = [
+            str(b.files) if b.files is not None else "stdin",
+            f"{_size(b.committed_bytes)}{share}" if b.committed_bytes is not None else "?",
+            _size(b.source_bytes) if b.source_bytes is not None else "-",
+            f"{b.lines:,}" if b.lines is not None else "?",
+            f"{b.rows:,}" if b.rows is not None else "-",
+        ]
+        for column, cell in zip(table.columns[2:], cells, strict=True):
+            column.min_width = max(column.min_width or 0, len(cell))
+        table.add_row(b.binding, b.source, *cells)
+    needed = sum((c.min_width or 0) + 3 for c in table.columns) + 1
+    width = console.width
+    console.width = max(width, needed)  # print() alone clamps to the console's width
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+    if state.note:
+        console.print(state.note, highlight=False, soft_wrap=True)
+    if state.last_commit is not None:
         console.print(
-            f"last commit: {info.committed_at.isoformat(timespec='seconds')} "
-            f"({_ago(info.committed_at)}), {info.transactions} transactions",
+            f"last commit: {state.last_commit.isoformat(timespec='seconds')} "
+            f"({_ago(state.last_commit)}), {state.transactions} transactions",
             highlight=False,
         )
-    elif info is not None:
+    elif state.transactions is not None:
         console.print("no transaction committed yet", highlight=False)
-    _show_triggers(loaded, console)
-    if config.dbt_job_trigger is not None:
-        _show_runs(loaded, console)
+    print_trigger_status(state.triggers, console)
+    if state.dbt_job is not None:
+        _show_runs(state.dbt_job, console)
     return 0
 
 
-def _show_runs(loaded: LoadedConfig, console: Console) -> None:
+def _job_status(loaded: LoadedConfig) -> JobStatus:
     settings = loaded.config.dbt_job_trigger
     assert settings is not None
 
     async def active() -> list[Run]:
-        async with DbtCloudClient(settings.target()) as client:
+        async with DbtCloudClient.interactive(settings.target()) as client:
             return await client.list_active_runs()
 
     try:
         runs = asyncio.run(active())
     except AfterloadError as exc:
-        console.print(f"dbt job {settings.job_id}: cannot list runs ({exc})", highlight=False)
-        return
-    if not runs:
-        console.print(f"dbt job {settings.job_id}: no active runs", highlight=False)
-        return
-    for run in runs:
-        link = f" {run.href}" if run.href else ""
+        return JobStatus(job_id=settings.job_id, active_runs=None, error=str(exc))
+    return JobStatus(
+        job_id=settings.job_id,
+        active_runs=[RunStatus(id=r.id, status=r.status_humanized, url=r.href) for r in runs],
+    )
+
+
+def _show_runs(job: JobStatus, console: Console) -> None:
+    if job.active_runs is None:
         console.print(
-            f"dbt job {settings.job_id}: run {run.id} is {run.status_humanized}{link}",
+            f"dbt job {job.job_id}: cannot list runs ({job.error})", highlight=False, soft_wrap=True
+        )
+        return
+    if not job.active_runs:
+        console.print(f"dbt job {job.job_id}: no active runs", highlight=False)
+        return
+    for run in job.active_runs:
+        link = f" {run.url}" if run.url else ""
+        console.print(
+            f"dbt job {job.job_id}: run {run.id} is {run.status}{link}",
             highlight=False,
             soft_wrap=True,
         )

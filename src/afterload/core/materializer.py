@@ -35,7 +35,8 @@ class Commit:
     """What a listener hears after a commit stood."""
 
     number: int
-    """1 for the first transaction this materializer committed."""
+    """The transaction's number in the materialization's life: it continues from the count the
+    checkpoint row holds, so numbers do not restart at 1 in every process."""
     documents: int
     """Documents stored (0: nothing for a trigger to do)."""
     rows: int
@@ -85,10 +86,12 @@ class Materializer:
         self.listeners = list(listeners)
         self.state_sources = list(state_sources)
         """Triggers whose state is committed in the checkpoint (see :mod:`.trigger_state`)."""
-        self.sequence = 0
         self.embedded_document = embedded_document
         """Rows carry their document in ``flow_document`` (see TableWrite)."""
         self.transactions = 0
+        """Transactions that stored something, committed by this materializer."""
+        self.sequence = 0
+        """The destination's committed transaction count (every commit, quiet ones too)."""
         self.documents = 0
         self.rows = 0
         self.last_commit_at: datetime | None = None
@@ -194,6 +197,7 @@ class Materializer:
         self._committer.close()
 
     def _committed(self, pending: _Pending) -> None:
+        self.sequence += 1
         if pending.quiet:
             return
         txn, writes = pending.txn, pending.writes
@@ -205,11 +209,15 @@ class Materializer:
         seconds = time.monotonic() - pending.started
         log.info(
             "committed transaction %d: %d documents, %d rows written, %.2fs%s",
-            self.transactions,
+            pending.stamp.sequence,
             stored,
             rows,
             seconds,
             " (full: more to read)" if txn.full else "",
+            extra={
+                "transaction": pending.stamp.sequence,
+                "counts": {"documents": stored, "rows": rows, "seconds": round(seconds, 3)},
+            },
         )
         stamp = pending.stamp
         commit = Commit(

@@ -56,9 +56,11 @@ class NdjsonDriver:
         self.limits = loaded.config.transaction
         self.bindings: list[BindingState] = []
         self.rejected = 0
+        self.committed_bytes = 0
+        """Input bytes of the transactions handed to the core (its commits raise on failure)."""
         self.previous_full = False
         self._next_refresh = 0.0
-        core.listeners.append(lambda commit: self.progress.committed(commit.number))
+        core.listeners.append(lambda commit: self.progress.committed(core.transactions))
 
     @classmethod
     def for_config(
@@ -126,7 +128,9 @@ class NdjsonDriver:
         self.rejected += 1
         if self.rejected <= LOGGED_REJECTS:
             log.warning(
-                "%s: %s:%d: %s (sent to %s)", b.table, source, line, reason, b.rejects.display
+                "%s: %s:%d: %s (sent to %s)",
+                *(b.table, source, line, reason, b.rejects.display),
+                extra={"binding": b.table, "file": f"{source}:{line}", "reason": reason},
             )
         elif self.rejected == LOGGED_REJECTS + 1:
             log.warning("more rejected lines are not logged; see the rejects files")
@@ -190,6 +194,7 @@ class NdjsonDriver:
             if b.rejects is not None and (entries or quiet):
                 b.rejects_size = b.rejects.append(entries or [])
         shapes = {b.table: b.shape for b in self.bindings}
+        self.committed_bytes += txn.bytes
         self.core.commit(txn, self.checkpoint(), shapes, overlap=overlap, quiet=quiet)
 
     def record_trigger_states(self) -> None:
@@ -201,8 +206,21 @@ class NdjsonDriver:
 
     # -- the loops ---------------------------------------------------------------------------
 
+    def warn_unmatched(self, *, following: bool) -> None:
+        """Say, once, which bindings' globs match no file: silence would look like success."""
+        for b in self.bindings:
+            if b.source.matches_nothing:
+                log.warning(
+                    "%s: %s matches no file%s",
+                    b.table,
+                    b.binding.source,
+                    "; waiting for files to appear" if following else "",
+                    extra={"binding": b.table, "reason": "no file matches the source glob"},
+                )
+
     def run_once(self) -> int:
         """Read what is there, commit it (in as many transactions as it takes); documents stored."""
+        self.warn_unmatched(following=False)
         with self.core.draining():
             while not self.stopper.requested:
                 txn = Transaction()
@@ -213,11 +231,16 @@ class NdjsonDriver:
                     break
         for b in self.bindings:
             for name in b.source.pending():
-                log.info("%s: %s ends with a partial line; left for the next run", b.table, name)
+                log.info(
+                    "%s: %s ends with a partial line; left for the next run",
+                    *(b.table, name),
+                    extra={"binding": b.table, "file": name},
+                )
         return self.core.documents
 
     def run_follow(self) -> None:
         """Follow the sources until stopped, committing on the sync schedule."""
+        self.warn_unmatched(following=True)
         with self.core.draining():
             while True:
                 txn = self._read_follow()
@@ -238,7 +261,9 @@ class NdjsonDriver:
         while True:
             if time.monotonic() >= self._next_refresh:
                 for b in self.bindings:
-                    b.source.refresh()
+                    empty = b.source.matches_nothing
+                    if b.source.refresh() and empty:
+                        log.info("%s: %s now matches a file", b.table, b.binding.source)
                 self._next_refresh = time.monotonic() + REFRESH_SECONDS
             read = self._fill_once(txn, stdin_wait=0.0)
             if txn.full or self.stopper.requested:

@@ -88,6 +88,12 @@ class _Cursor:
             os.close(self._fd)
         self._fd = None
 
+    def partial_tail(self) -> bool:
+        """All that is left of the file is a last line without its newline."""
+        if not self.pending or b"\n" in self._buf:
+            return False
+        return self.size() == self.position.offset + len(self._buf)
+
     def size(self) -> int | None:
         if self.path is None:
             return None
@@ -175,6 +181,11 @@ class Source:
     def is_stdin(self) -> bool:
         return self.pattern == STDIN
 
+    @property
+    def matches_nothing(self) -> bool:
+        """A glob that matched no file (a typo, or files yet to come): worth a word to the user."""
+        return not self.is_stdin and not self.cursors
+
     def _add(self, cursor: _Cursor) -> None:
         self.cursors[cursor.display] = cursor
         self._order = sorted(self.cursors.values(), key=lambda c: c.display)
@@ -221,8 +232,11 @@ class Source:
         return self.is_stdin and all(c.eof for c in self.cursors.values())
 
     def pending(self) -> Iterator[str]:
-        """Files holding a partial last line, for the message at the end of ``--once``."""
-        return (c.display for c in self._order if c.pending)
+        """Files ending in a partial last line, for the message at the end of ``--once``.
+
+        Complete lines left unread (a stop requested mid-file) are not a partial line.
+        """
+        return (c.display for c in self._order if c.partial_tail())
 
     def close(self) -> None:
         for cursor in self.cursors.values():

@@ -63,6 +63,21 @@ class RetryPolicy:
     max_retry_after: float = 60.0
 
 
+ONE_ATTEMPT = RetryPolicy(attempts=1, timeout=10.0)
+"""For interactive commands (``check``, ``status``): a user waits, so they get an answer, not a
+minute of backoff; retries are for the long-running loop."""
+INTERACTIVE_TIMEOUT = httpx.Timeout(8.0, connect=3.0)
+
+
+def interactive_timeout() -> httpx.Timeout:
+    """A few seconds at most; ``AFTERLOAD_DBT_TIMEOUT`` may shorten it, never lengthen it."""
+    configured = default_timeout()
+    if configured is DEFAULT_TIMEOUT:
+        return INTERACTIVE_TIMEOUT
+    seconds = min(configured.read or 8.0, 8.0)
+    return httpx.Timeout(seconds, connect=min(3.0, seconds))
+
+
 class DbtCloudClient:
     """The dbt Cloud endpoints for one account and job; use as an async context manager."""
 
@@ -94,6 +109,11 @@ class DbtCloudClient:
             # dbt answers 308 for a missing slash; we always send it, but follow anyway.
             follow_redirects=True,
         )
+
+    @classmethod
+    def interactive(cls, target: DbtCloudTarget) -> DbtCloudClient:
+        """One attempt with a short timeout: for commands a user is waiting on."""
+        return cls(target, timeout=interactive_timeout(), retry=ONE_ATTEMPT)
 
     def __repr__(self) -> str:
         return (
@@ -284,6 +304,8 @@ class DbtCloudClient:
                         return await self._once(method, path, params=params, what=what)
                     except Transient as exc:
                         last = exc
+                        if self.retry.attempts == 1:
+                            raise  # the error says it all; no "attempt 1 of 1"
                         log.warning(
                             "dbt Cloud %s %s: %s (attempt %d of %d)",
                             method,
@@ -376,9 +398,9 @@ class DbtCloudClient:
         return DbtCloudError(text, fatal=True, status_code=code)
 
     def _gave_up(self, path: str, last: Transient) -> DbtCloudError:
+        tries = f" (after up to {self.retry.attempts} attempts)" if self.retry.attempts > 1 else ""
         return DbtCloudError(
-            f"dbt Cloud at {self._endpoint(path)} could not be used: {last.detail} "
-            f"(after up to {self.retry.attempts} attempts)",
+            f"dbt Cloud at {self._endpoint(path)} could not be used: {last.detail}{tries}",
             fatal=False,
         )
 
