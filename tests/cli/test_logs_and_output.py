@@ -124,6 +124,7 @@ def test_status_json_has_stable_keys(tmp_path: Path) -> None:
         "transactions",
         "bindings",
         "dbt_job",
+        "triggers",
     }
     (binding,) = state["bindings"]
     assert binding == {

@@ -197,7 +197,6 @@ class Materializer:
         self._committer.close()
 
     def _committed(self, pending: _Pending) -> None:
-        self.sequence += 1
         if pending.quiet:
             return
         txn, writes = pending.txn, pending.writes
