@@ -1,0 +1,1 @@
+"""Trigger kinds: what afterload starts after data is committed."""
