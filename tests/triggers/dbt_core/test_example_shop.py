@@ -14,7 +14,9 @@ from afterload.triggers.dbt_core import DbtCoreRunner, DbtCoreTrigger, DbtResult
 from tests.materialize_support import ROOT, rows, write_lines
 
 pytest.importorskip(
-    "dbt.cli.main", reason="dbt-core is not installed (pip install -e '.[dbt-duckdb]')"
+    "dbt.cli.main",
+    reason="dbt-core is not installed "
+    "(pip install -c constraints/dbt.txt -e '.[dbt-duckdb,dbt-postgres]')",
 )
 pytestmark = pytest.mark.slow
 

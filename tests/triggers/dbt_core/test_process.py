@@ -19,12 +19,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from afterload.triggers.dbt_core import DbtCoreRunner, DbtResult, FireContext
+from afterload.triggers.dbt_core import DbtResult, FireContext
 from afterload.triggers.dbt_core.locks import RunSlot
 from tests.triggers.dbt_core.conftest import Runners
 
 pytest.importorskip(
-    "dbt.cli.main", reason="dbt-core is not installed (pip install -e '.[dbt-duckdb]')"
+    "dbt.cli.main",
+    reason="dbt-core is not installed "
+    "(pip install -c constraints/dbt.txt -e '.[dbt-duckdb,dbt-postgres]')",
 )
 pytestmark = pytest.mark.slow
 
@@ -46,11 +48,11 @@ def one_sentence(result: DbtResult) -> None:
     assert "\n" not in result.message and "Traceback" not in result.message, result.message
 
 
-async def started(runner: DbtCoreRunner, context: FireContext | None = None) -> int:
-    fired = await runner.fire(context)
-    assert fired.started, fired.message
-    assert fired.run is not None
-    return fired.run.pid
+async def model_started(caplog: pytest.LogCaptureFixture, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not any("START python table model" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "dbt never started the model"
+        await asyncio.sleep(0.1)
 
 
 async def test_a_build_succeeds_and_its_run_results_are_read(
@@ -131,22 +133,13 @@ async def test_check_parses_without_touching_the_warehouse(
     assert "\n" not in bad.message
 
 
-async def test_skip_leaves_a_running_dbt_alone(runners: Runners) -> None:
-    first = await runners(slow=4, select="slow").fire()
-    assert first.run is not None
-    second = await runners(mode="skip").fire()
-    assert (second.kind, second.message) == (
-        "skipped",
-        f"skipped, dbt (pid {first.run.pid}) is running",
-    )
-    assert (await first.run.result()).outcome == "success"
-
-
-async def test_replace_interrupts_the_running_dbt_and_starts_another(runners: Runners) -> None:
+async def test_replace_interrupts_the_running_dbt_and_starts_another(
+    runners: Runners, caplog: pytest.LogCaptureFixture
+) -> None:
     slow = runners(slow=60, select="slow")
     first = await slow.fire()
     assert first.run is not None
-    await asyncio.sleep(1)
+    await model_started(caplog)
     t0 = time.monotonic()
     second = await runners(mode="replace").fire()  # another runner: as from another process
     assert second.started and second.replaced == (first.run.pid,), second.message
@@ -158,9 +151,18 @@ async def test_replace_interrupts_the_running_dbt_and_starts_another(runners: Ru
     assert (await second.run.result()).outcome == "success"
 
 
-async def test_ignore_starts_after_the_running_one_ends(runners: Runners) -> None:
+async def test_skip_leaves_a_running_dbt_alone_and_ignore_starts_after_it(
+    runners: Runners,
+) -> None:
     first = await runners(slow=3, select="slow").fire()
     assert first.run is not None
+    skipped = await runners(mode="skip").fire()
+    assert (skipped.kind, skipped.message, skipped.run) == (
+        "skipped",
+        f"skipped, dbt (pid {first.run.pid}) is running",
+        None,
+    )
+    assert first.run.running
     second = await runners(mode="ignore").fire()
     assert second.started and second.run is not None
     assert not first.run.running  # the second dbt started only after the first ended
@@ -179,11 +181,13 @@ async def test_a_timeout_stops_the_whole_process_group(runners: Runners) -> None
     assert runner.slot.holder() is None and not runners.turns.busy()
 
 
-async def test_a_dbt_killed_with_sigkill_is_an_error_and_frees_the_file(runners: Runners) -> None:
+async def test_a_dbt_killed_with_sigkill_is_an_error_and_frees_the_file(
+    runners: Runners, caplog: pytest.LogCaptureFixture
+) -> None:
     runner = runners(slow=60, select="slow")
     fired = await runner.fire()
     assert fired.run is not None
-    await asyncio.sleep(1)
+    await model_started(caplog)  # dbt holds the DuckDB file now
     os.kill(fired.run.pid, signal.SIGKILL)
     result = await fired.run.result()
     assert (result.outcome, result.message) == (
@@ -289,6 +293,8 @@ async def test_postgres_builds_while_nothing_waits(runners: Runners) -> None:
     try:
         env = {"TEST_PG_SCHEMA": schema, "TEST_SOURCE_SCHEMA": schema}
         runner = runners(turns=False, env=env, target="postgres")
+        checked = await runner.check(connection=True)
+        assert checked.ok, checked.message
         with runners.turns.turn():  # a DuckDB turn held elsewhere does not concern PostgreSQL
             result = await runner.run()
         assert isinstance(result, DbtResult)
@@ -298,6 +304,11 @@ async def test_postgres_builds_while_nothing_waits(runners: Runners) -> None:
                 f'SELECT status, orders, amount FROM "{schema}".order_totals'
             ).fetchall()
         assert rows == [("paid", 2, 42.5)]
+        bad = runners(turns=False, env={**env, "TEST_PG_DBNAME": "nosuchdb"}, target="postgres")
+        checked = await bad.check(connection=True)
+        assert not checked.ok
+        assert checked.message.startswith("dbt debug --connection failed: connection to server")
+        assert checked.message.endswith('FATAL:  database "nosuchdb" does not exist')
     finally:
         with psycopg.connect(POSTGRES_DSN, autocommit=True) as con:
             con.execute(f'DROP SCHEMA "{schema}" CASCADE')

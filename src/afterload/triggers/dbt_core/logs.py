@@ -36,6 +36,7 @@ class LogLine:
     name: str = ""
     invocation_id: str | None = None
     error: str | None = None  # the first informative line of an error event
+    raw: str = ""  # dbt's whole message, for the few events read further
 
 
 def parse_line(raw: str) -> LogLine:
@@ -56,8 +57,8 @@ def parse_line(raw: str) -> LogLine:
         data = event.get("data")
         exc = data.get("exc") if isinstance(data, dict) else None
         why = first_line(exc if isinstance(exc, str) else msg)
-        return LogLine(logging.WARNING, first_line(msg) or text, name, invocation_id, why)
+        return LogLine(logging.WARNING, first_line(msg) or text, name, invocation_id, why, msg)
     if name in NODE_RESULTS or name in SUMMARY:
         level = logging.WARNING if level_name == "warn" else logging.INFO
-        return LogLine(level, first_line(msg), name, invocation_id)
-    return LogLine(logging.DEBUG, text, name, invocation_id)
+        return LogLine(level, first_line(msg), name, invocation_id, raw=msg)
+    return LogLine(logging.DEBUG, text, name, invocation_id, raw=msg)

@@ -12,48 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
-import logging
 import os
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Literal
 
 import yaml
 
-from afterload.durations import format_duration
 from afterload.triggers.dbt_core.config import DbtCoreTrigger, FireContext
 from afterload.triggers.dbt_core.locks import DuckDBTurns, RunSlot
-from afterload.triggers.dbt_core.logs import parse_line
-from afterload.triggers.dbt_core.results import DbtResult, RunResults, failure_sentence
+from afterload.triggers.dbt_core.logs import LogLine, parse_line
+from afterload.triggers.dbt_core.results import DbtResult, connection_problem
+from afterload.triggers.dbt_core.run import GRACE, DbtRun, die_with_parent, log, signal_group
 
-log = logging.getLogger("afterload.trigger.dbt_core")
-
-#: SIGINT lets dbt cancel its queries; SIGTERM and SIGKILL follow after this many seconds each.
-GRACE = 10.0
-_PR_SET_PDEATHSIG = 1
 #: What dbt's own ``dbt`` script runs, with the interpreter afterload runs on.
 _ENTRY = "import sys; from dbt.cli.main import cli; sys.argv[0] = 'dbt'; sys.exit(cli())"
-#: dbt's events that mean a signal interrupted it.
-INTERRUPTED = frozenset({"LogCancelLine", "MainKeyboardInterrupt"})
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> bool:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -61,120 +38,6 @@ class CheckResult:
     ok: bool
     message: str
     seconds: float
-
-
-class DbtRun:
-    """One dbt child process; :meth:`result` waits for its end."""
-
-    def __init__(
-        self, proc: asyncio.subprocess.Process, command: str, target: Path, fds: list[int]
-    ) -> None:
-        self.proc = proc
-        self.pid = proc.pid
-        self.command = command
-        self.target = target
-        self.started = time.monotonic()
-        self._fds = fds
-        self._stop_reason: Literal["cancelled", "timeout"] | None = None
-        self._invocation: str | None = None
-        self._error: str | None = None
-        self._last_text = ""
-        self._interrupted = False  # dbt said it was interrupted (by us or another process)
-        self.task: asyncio.Task[DbtResult] | None = None
-
-    async def result(self) -> DbtResult:
-        assert self.task is not None
-        return await asyncio.shield(self.task)
-
-    @property
-    def running(self) -> bool:
-        return self.proc.returncode is None
-
-    async def interrupt(self, grace: float = GRACE, *, reason: str = "cancelled") -> None:
-        """SIGINT, then SIGTERM after ``grace``, then SIGKILL: dbt gets to cancel its queries."""
-        if self._stop_reason is None:
-            self._stop_reason = "timeout" if reason == "timeout" else "cancelled"
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            if self.proc.returncode is not None:
-                break
-            _signal_group(self.pid, sig)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.proc.wait()), grace)
-
-    async def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        while True:
-            try:
-                raw = await self.proc.stdout.readline()
-            except ValueError:  # a line past the buffer limit: drop its rest
-                raw = await self.proc.stdout.read(1 << 16)
-            if not raw:
-                return
-            line = parse_line(raw.decode("utf-8", "replace"))
-            if line.invocation_id and self._invocation is None:
-                self._invocation = line.invocation_id
-            if line.name in INTERRUPTED:
-                self._interrupted = True
-            if line.error and self._error is None and line.name not in INTERRUPTED:
-                self._error = line.error
-            if line.text:
-                self._last_text = line.text
-                log.log(line.level, "dbt: %s", line.text)
-
-    async def _watch(self, timeout: float, grace: float) -> DbtResult:
-        pump = asyncio.create_task(self._pump())
-        try:
-            try:
-                await asyncio.wait_for(asyncio.shield(self.proc.wait()), timeout)
-            except TimeoutError:
-                await self.interrupt(grace, reason="timeout")
-            await self.proc.wait()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(pump, grace)
-        finally:
-            pump.cancel()
-            _signal_group(self.pid, signal.SIGKILL)  # whatever it left behind in its group
-            for fd in self._fds:
-                os.close(fd)  # our copies of the slot and the turn: now they are free
-            self._fds = []
-        return self._conclude(timeout)
-
-    def _conclude(self, timeout: float) -> DbtResult:
-        rc = self.proc.returncode
-        seconds = time.monotonic() - self.started
-        found = RunResults.read(self.target / "run_results.json", self._invocation)
-        if self._invocation is None:
-            found = None  # without dbt's invocation id we cannot tell the file is ours
-        cmd = self.command
-
-        def done(
-            outcome: Literal["success", "error", "cancelled", "timeout"], msg: str
-        ) -> DbtResult:
-            return DbtResult(
-                outcome=outcome, message=msg, returncode=rc, seconds=seconds, run_results=found
-            )
-
-        if self._stop_reason == "timeout":
-            limit = format_duration_seconds(timeout)
-            return done("timeout", f"dbt {cmd} did not finish within {limit} and was stopped")
-        if self._stop_reason == "cancelled":
-            return done("cancelled", f"dbt {cmd} (pid {self.pid}) was interrupted")
-        if rc == 0:
-            nodes = len(found.results) if found else 0
-            return done("success", f"dbt {cmd} succeeded: {nodes} nodes in {seconds:.1f}s")
-        if self._interrupted or rc in (-signal.SIGINT, -signal.SIGTERM):
-            return done("cancelled", f"dbt {cmd} (pid {self.pid}) was interrupted from outside")
-        if rc is not None and rc < 0:
-            name = signal.Signals(-rc).name
-            return done("error", f"dbt {cmd} (pid {self.pid}) was killed by {name}")
-        if found is not None and not found.success:
-            return done("error", failure_sentence(cmd, found))
-        why = self._error or self._last_text or f"exit status {rc}"
-        return done("error", f"dbt {cmd} failed: {why}")
-
-
-def format_duration_seconds(seconds: float) -> str:
-    return format_duration(timedelta(seconds=round(seconds, 3)))
 
 
 @dataclass(frozen=True)
@@ -259,30 +122,56 @@ class DbtCoreRunner:
             return fired
         return await fired.run.result()
 
-    async def check(self) -> CheckResult:
+    async def check(self, *, connection: bool = False) -> CheckResult:
         """``dbt parse``: proves the project and the profile (rendered, adapter known) without
-        opening the warehouse, so it needs no DuckDB turn and writes only dbt's target/."""
+        opening the warehouse, so it needs no DuckDB turn and writes only dbt's target/.
+        ``connection`` adds ``dbt debug --connection`` (credentials, database reachable), which
+        opens the warehouse: on DuckDB it takes a turn."""
         started = time.monotonic()
         problem = self.preflight()
         if problem:
             return CheckResult(False, problem, time.monotonic() - started)
-        args = self._args("parse", None)
+        rc, lines = await self._quick(self._args("parse", None))
+        if rc != 0:
+            why = next((line.error for line in lines if line.error), None)
+            msg = f"dbt parse failed: {why or 'see the dbt log'}"
+            return CheckResult(False, msg, time.monotonic() - started)
+        if connection:
+            args = [*self._args("debug", None), "--connection"]
+            if self.turns is not None:
+                fd = await self.turns.acquire_async()
+                try:
+                    rc, lines = await self._quick(args)
+                finally:
+                    os.close(fd)
+            else:
+                rc, lines = await self._quick(args)
+            if rc != 0:
+                text = "\n".join(ln.raw for ln in lines if ln.name == "DebugCmdResult")
+                msg = f"dbt debug --connection failed: {connection_problem(text)}"
+                return CheckResult(False, msg, time.monotonic() - started)
+        what = "parse and connection" if connection else "parse"
+        msg = f"dbt {what} of {self.settings.project_dir} passed"
+        return CheckResult(True, msg, time.monotonic() - started)
+
+    async def _quick(self, args: list[str]) -> tuple[int, list[LogLine]]:
+        """A short dbt command run to its end, its output parsed (``check``)."""
         proc = await asyncio.create_subprocess_exec(
             *args,
+            stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env=self._child_env(),
             start_new_session=True,
+            limit=1 << 20,
         )
-        out, _ = await proc.communicate()
-        seconds = time.monotonic() - started
-        if proc.returncode == 0:
-            return CheckResult(True, f"dbt parse of {self.settings.project_dir} passed", seconds)
-        why = ""
-        for raw in out.decode("utf-8", "replace").splitlines():
-            line = parse_line(raw)
-            why = why or (line.error or "")
-        return CheckResult(False, f"dbt parse failed: {why or 'see the dbt log'}", seconds)
+        try:
+            out, _ = await proc.communicate()
+        except BaseException:
+            signal_group(proc.pid, signal.SIGKILL)
+            raise
+        text = out.decode("utf-8", "replace")
+        return proc.returncode or 0, [parse_line(raw) for raw in text.splitlines()]
 
     async def stop(self, grace: float | None = None) -> None:
         """Interrupt every dbt this runner started and wait for them to be reaped."""
@@ -348,7 +237,7 @@ class DbtCoreRunner:
             env=self._child_env(),
             start_new_session=True,
             pass_fds=tuple(fds),
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
             limit=1 << 20,
         )
         run = DbtRun(proc, self.settings.command, self.target, fds)
@@ -364,7 +253,7 @@ class DbtCoreRunner:
                 await run.interrupt(self.grace)
                 return
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            if not _signal_group(pid, sig):
+            if not signal_group(pid, sig):
                 return
             deadline = time.monotonic() + self.grace
             # another process's child: only its lock file can tell us it ended, no event

@@ -124,3 +124,13 @@ def failure_sentence(command: str, results: RunResults) -> str:
     why = node_problem(head.message or "") or head.status
     more = f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""
     return f"dbt {command}: {head.unique_id} failed: {why}{more}"
+
+
+def connection_problem(text: str, limit: int = 300) -> str:
+    """What ``dbt debug --connection`` says the database answered, past dbt's advice lines."""
+    lines = _informative(text.replace(">", " "))
+    for marker in ("The database returned the following error:", "Connection test: [ERROR]"):
+        if marker in lines and lines.index(marker) + 1 < len(lines):
+            return _cut(lines[lines.index(marker) + 1], limit)
+    useful = [ln for ln in lines if not ln.endswith("check failed:")]
+    return _cut(useful[0], limit) if useful else "see the dbt log"
