@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 
 from afterload.clock import Clock
 from afterload.config.load import LoadedConfig
-from afterload.core.materializer import Materializer
+from afterload.core.materializer import Commit, Materializer
 from afterload.core.stopper import Stopper
 from afterload.destinations.base import Destination
-from afterload.destinations.factory import open_destination
+from afterload.destinations.duckdb_shared import open_shared_duckdb
+from afterload.destinations.factory import duckdb_path, open_destination
 from afterload.ndjson.driver import NdjsonDriver
 from afterload.ndjson.progress import Progress
 from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
+from afterload.triggers.dbt_core.action import DbtCoreAction, dbt_env
 from afterload.triggers.runner import TriggerThread
 
 log = logging.getLogger("afterload.run")
@@ -54,7 +56,31 @@ def trigger_actions(loaded: LoadedConfig, *, clock: Clock | None = None) -> list
     actions: list[TriggerAction] = []
     if loaded.config.dbt_job_trigger is not None:
         actions.append(DbtCloudAction(loaded.config.dbt_job_trigger, clock=clock))
+    if loaded.config.dbt_core_trigger is not None:
+        actions.append(dbt_core_action(loaded))
     return actions
+
+
+def dbt_core_action(loaded: LoadedConfig) -> DbtCoreAction:
+    """The config's dbt Core trigger; on a DuckDB destination it takes turns with the commits."""
+    from afterload.destinations.duckdb_turns import DuckDBTurns
+
+    config = loaded.config
+    assert config.dbt_core_trigger is not None
+    path = duckdb_path(config.destination, loaded.base_dir)
+    destination = config.destination
+    if path is not None:
+        schema = destination.duckdb.schema_ if destination and destination.duckdb else "main"
+    else:
+        assert destination is not None and destination.postgres is not None
+        schema = destination.postgres.schema_
+    return DbtCoreAction(
+        config.dbt_core_trigger,
+        materialization=loaded.name,
+        tables=[b.table for b in config.bindings],
+        turns=DuckDBTurns(path) if path is not None else None,
+        env=dbt_env(path, schema),
+    )
 
 
 def materialize(
@@ -74,13 +100,24 @@ def materialize(
     destination: Destination | None = None
     driver: NdjsonDriver | None = None
     try:
-        destination = open_destination(loaded.config.destination, loaded.base_dir)
+        # DuckDB is held only while committing, so readers and dbt can use it in between.
+        destination = open_shared_duckdb(
+            loaded.config.destination, loaded.base_dir
+        ) or open_destination(loaded.config.destination, loaded.base_dir)
         if triggers is not None:
             triggers.check_access()
         core = Materializer(destination, loaded.name, clock=clock)
         if triggers is not None:
             notify = triggers.notify_commit
-            core.listeners.append(lambda commit: notify(commit.documents))
+            windows = [a for a in actions if isinstance(a, DbtCoreAction)]
+
+            def heard(commit: Commit) -> None:
+                if commit.documents > 0:
+                    for action in windows:
+                        action.note_commit(commit.published_at)
+                notify(commit.documents)
+
+            core.listeners.append(heard)
         driver = NdjsonDriver(loaded, core, stopper=stopper, progress=progress)
         driver.open()
         if once:
@@ -115,10 +152,16 @@ def _once(
         return _report(core, driver, triggers)
     outcomes = triggers.fire_now()
     waited = None
-    if wait:
-        for action, outcome in zip(triggers.actions, outcomes, strict=True):
-            if outcome.started and outcome.run_id is not None:
-                waited = triggers.call(action.wait(outcome, timeout or DEFAULT_WAIT))
+    for action, outcome in zip(triggers.actions, outcomes, strict=True):
+        if not (outcome.started and outcome.run_id is not None):
+            continue
+        # dbt Core runs in our child process, which must not outlive us: always wait for it
+        # (its end is logged); --wait makes its result the exit code, as for dbt Cloud.
+        if wait or isinstance(action, DbtCoreAction):
+            end = triggers.call(action.wait(outcome, timeout or DEFAULT_WAIT))
+            log.log(logging.INFO if end.result == "success" else logging.WARNING, "%s", end.message)
+            if wait:
+                waited = end
     return _report(core, driver, triggers, waited=waited)
 
 

@@ -11,6 +11,7 @@ from afterload.fields import Strict
 from afterload.ndjson.config import Binding, TransactionLimits
 from afterload.ndjson.sync_schedule import SyncSchedule
 from afterload.triggers.dbt_cloud.config import DbtJobTrigger
+from afterload.triggers.dbt_core.config import DbtCoreTrigger
 
 
 class Config(Strict):
@@ -28,6 +29,11 @@ class Config(Strict):
     transaction: TransactionLimits = Field(default_factory=TransactionLimits)
     dbt_job_trigger: DbtJobTrigger | None = Field(
         default=None, description="Optional: the dbt Cloud job to trigger after commits."
+    )
+    dbt_core_trigger: DbtCoreTrigger | None = Field(
+        default=None,
+        description="Optional: a local dbt project to build (dbt Core) after commits; "
+        "paths are relative to the config file.",
     )
 
 

@@ -38,6 +38,8 @@ class Commit:
     rows: int
     full: bool
     seconds: float
+    published_at: datetime | None = None
+    """The commit's ``flow_published_at`` (a dbt Core fire's ``vars`` may name it)."""
 
 
 CommitListener = Callable[[Commit], None]
@@ -49,6 +51,7 @@ class _Pending:
     writes: list[TableWrite]
     started: float
     quiet: bool
+    published: datetime | None = None
 
 
 class Materializer:
@@ -108,12 +111,17 @@ class Materializer:
             writes.append(TableWrite(binding, binding, shape, changes.upserts(), changes.deletes()))
         published = self.clock.wall()
         self.last_commit_at = published
-        pending = _Pending(txn, writes, started, quiet)
+        pending = _Pending(txn, writes, started, quiet, published)
 
         def store() -> None:
             self.destination.commit(writes, checkpoint, published)
 
         self._committer.run(store, pending, overlap=overlap)
+
+    @property
+    def busy(self) -> bool:
+        """A commit is in flight (handed to the commit thread, perhaps waiting for the file)."""
+        return self._committer.busy
 
     def poll(self) -> None:
         """Settle a commit in flight that already finished, so listeners hear of it soon."""
@@ -151,6 +159,6 @@ class Materializer:
             seconds,
             " (full: more to read)" if txn.full else "",
         )
-        commit = Commit(self.transactions, stored, rows, txn.full, seconds)
+        commit = Commit(self.transactions, stored, rows, txn.full, seconds, pending.published)
         for listener in self.listeners:
             listener(commit)

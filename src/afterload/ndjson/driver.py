@@ -215,7 +215,9 @@ class NdjsonDriver:
             while True:
                 txn = self._read_follow()
                 if not txn.empty():
-                    self._commit(txn, overlap=txn.full and not self.stopper.requested)
+                    # Every commit goes to the commit thread, so reading goes on while it
+                    # waits for the destination (a DuckDB file held by dbt or a reader).
+                    self._commit(txn, overlap=not self.stopper.requested)
                     self.previous_full = txn.full
                 if self.stopper.requested:
                     return
@@ -238,11 +240,13 @@ class NdjsonDriver:
                 break
             if read:
                 continue
-            # Caught up: let the commit in flight finish, so the trigger hears of it now and
-            # not when the next transaction is ready.
-            self.core.settle()
+            # Caught up: settle the commit in flight if it finished, so the trigger hears of
+            # it now and not when the next transaction is ready. One still waiting for the
+            # destination is not waited for: reading goes on, up to the transaction limit.
+            self.core.poll()
             now = self.core.clock.wall()
-            if not txn.empty() and (not_before is None or now >= not_before):
+            due = not_before is None or now >= not_before
+            if not txn.empty() and due and not self.core.busy:
                 break
             if self._only_closed_stdin():
                 break

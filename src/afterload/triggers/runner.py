@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from afterload.clock import Clock, SystemClock
 from afterload.errors import AfterloadError
-from afterload.triggers.base import FireOutcome, TriggerAction
+from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.schedule import RETRY_FLOOR, TriggerCore
 
 log = logging.getLogger("afterload.trigger")
@@ -54,6 +54,9 @@ class JobTrigger:
         self._inbox = threading.Lock()
         self._reported = 0
         self._idle = False
+        # Kinds whose runs must succeed to cover data (dbt Core) are watched to their end.
+        self._confirms = bool(getattr(action, "confirms", False))
+        self._watching: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"JobTrigger({self.action!r})"
@@ -88,6 +91,8 @@ class JobTrigger:
         with self._inbox:
             self._idle = False  # later reports must not wake a loop that may be gone
         self._wake.set()
+        for watcher in list(self._watching):
+            watcher.cancel()
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=grace)
@@ -118,7 +123,12 @@ class JobTrigger:
                     except Exception as exc:  # a bug must not end the trigger silently
                         log.exception("%s: unexpected error", self.action.label)
                         outcome = FireOutcome("failed", f"failed ({type(exc).__name__})")
-                self.core.finish(self.clock.monotonic(), started=outcome.started)
+                confirm = None
+                if self._confirms and outcome.started and outcome.run_id is not None:
+                    confirm = outcome.run_id
+                    self._watch_run(outcome)
+                now = self.clock.monotonic()
+                self.core.finish(now, started=outcome.started, confirm=confirm)
                 self._record(outcome)
                 continue
             with self._inbox:
@@ -128,6 +138,35 @@ class JobTrigger:
                 self._idle = self.core.due_at is None
             due = self.core.due_at
             await self._sleep_or_wake(None if due is None else due - now)
+
+    def _watch_run(self, outcome: FireOutcome) -> None:
+        """Follow a started run to its end: only a success covers the data it was fired for."""
+        key = outcome.run_id
+        assert key is not None
+
+        async def watch() -> None:
+            try:
+                end = await self.action.wait(outcome, float("inf"))
+            except Exception as exc:  # a bug must not leave the data claimed forever
+                log.exception("%s: unexpected error", self.action.label)
+                end = RunEnd("error", f"failed ({type(exc).__name__})")
+            success = end.result == "success"
+            self.core.run_ended(self.clock.monotonic(), key, success=success)
+            self._wake.set()
+            if success:
+                log.info("%s: %s", self.action.label, end.message)
+                return
+            due = self.core.due_at
+            later = ""
+            if due is not None:
+                wait = max(0.0, due - self.clock.monotonic())
+                at = (self.clock.wall() + timedelta(seconds=wait)).astimezone()
+                later = f"; the data stays pending, next try at {at.strftime('%H:%M:%S')}"
+            log.warning("%s: %s%s", self.action.label, end.message, later)
+
+        task = asyncio.create_task(watch(), name=f"afterload-watch {self.action.label} {key}")
+        self._watching.add(task)
+        task.add_done_callback(self._watching.discard)
 
     async def _sleep_or_wake(self, seconds: float | None) -> None:
         waiter = asyncio.ensure_future(self._wake.wait())

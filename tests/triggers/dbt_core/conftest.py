@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from afterload.cli.run import run_materialization
 from afterload.config import load_config
-from afterload.runtime import run_materialization
 from afterload.triggers.dbt_core import DbtCoreRunner, DbtCoreTrigger, DuckDBTurns
 from tests.materialize_support import write_lines
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from afterload.cli.run import run_materialization
 from afterload.config import load_config
-from afterload.runtime import run_materialization
 from afterload.triggers.dbt_core import DbtCoreRunner, DbtCoreTrigger, DbtResult, DuckDBTurns
 from tests.materialize_support import ROOT, rows, write_lines
 

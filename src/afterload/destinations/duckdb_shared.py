@@ -1,0 +1,190 @@
+"""DuckDB shared with other processes: the file is held only while afterload commits.
+
+DuckDB lets one process open a file read-write, and a second ``connect`` fails at once
+instead of waiting. A loader that kept its connection for the whole run would lock out the
+very readers data is landed for: the ``duckdb`` CLI, a notebook, dbt-duckdb, ``afterload
+status``. So this destination opens the file for each commit (and for the catalog reads at
+start) and closes it right after; between commits anyone may open it.
+
+Taking the file back for a commit goes in two steps. First the *turn*
+(:class:`~afterload.destinations.duckdb_turns.DuckDBTurns`): a dbt run started by afterload
+holds it for its whole life, so a commit waits while dbt builds, then dbt waits for the commit.
+Then DuckDB's own lock: a reader that holds the file (a notebook, the CLI) is waited for
+politely, with one log line naming it. Exactly once is unchanged: the rows and the checkpoint
+still commit in one DuckDB transaction, guarded by the fence raised at open.
+
+A second ``afterload run`` on the same file is still refused at open (an owner lock held for
+the life of the run names its pid), so releasing the file never invites a second writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from afterload.core.checkpoint import Checkpoint
+from afterload.core.schema import ColumnType
+from afterload.destinations.base import LockedError, Recovered, TableWrite
+from afterload.destinations.config import DestinationConfig
+from afterload.destinations.duckdb import DuckDBDestination, connect, literal
+from afterload.destinations.duckdb_turns import DuckDBTurns
+from afterload.destinations.factory import DEFAULT_DUCKDB, duckdb_path
+
+log = logging.getLogger("afterload.duckdb")
+
+#: Waiting for a reader to let the file go: first retry after this, doubling up to the cap.
+FIRST_WAIT, MAX_WAIT = 0.02, 0.5
+_HOLDER = re.compile(r"held in (.+?) \(PID (\d+)\)")
+
+
+def holder_of(message: str) -> str:
+    """Who holds the file, from DuckDB's lock error (``… is held in /usr/bin/python (PID 7)``)."""
+    found = _HOLDER.search(message)
+    if found is None:
+        return "another process"
+    return f"pid {found.group(2)} ({Path(found.group(1)).name})"
+
+
+class OwnerLock:
+    """One ``afterload run`` per DuckDB file: a flock held for the whole run, naming its pid."""
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + ".afterload-run")
+        self._fd: int | None = None
+
+    def take(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            who = f" (pid {text})" if text.isdigit() else ""
+            database = self.path.with_name(self.path.name.removesuffix(".afterload-run"))
+            raise LockedError(
+                f"another afterload process{who} holds {database}; "
+                "stop it or use another database file"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class SharedDuckDBDestination(DuckDBDestination):
+    """A :class:`DuckDBDestination` that holds the file only while it commits."""
+
+    def __init__(
+        self,
+        path: Path,
+        schema: str = "main",
+        *,
+        memory_limit: str | None = None,
+        turns: DuckDBTurns | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(path, schema, memory_limit=memory_limit)
+        self.turns = turns or DuckDBTurns(path)
+        self.owner = OwnerLock(path)
+        self._sleep = sleep
+        self.waits = 0
+        """How many times a commit found the file held by another process (for tests)."""
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The file open read-write for the block: the turn first, then DuckDB's own lock."""
+        if self._con is not None:  # re-entered (a commit reads the catalog)
+            yield self._con
+            return
+        if self.turns.busy():
+            log.info("%s: a dbt run holds the file; the commit waits for it to end", self.path)
+        fd = self.turns.acquire()
+        try:
+            self._con = self._connect_politely()
+            if self.memory_limit is not None:
+                self._con.execute(f"SET memory_limit = {literal(self.memory_limit)}")
+            yield self._con
+        finally:
+            if self._con is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.close()
+                self._con = None
+            os.close(fd)
+
+    def _connect_politely(self) -> duckdb.DuckDBPyConnection:
+        """Connect; while another process holds the file, wait (one log line per wait)."""
+        delay = FIRST_WAIT
+        said = False
+        while True:
+            try:
+                return connect(self.path)
+            except LockedError:
+                message = self._lock_message()
+            if not said:
+                log.info("%s is held by %s; the commit waits until it lets go", self.path, message)
+                said = True
+                self.waits += 1
+            self._sleep(delay)
+            delay = min(MAX_WAIT, delay * 2)
+
+    def _lock_message(self) -> str:
+        try:
+            duckdb.connect(str(self.path)).close()
+        except duckdb.IOException as exc:
+            return holder_of(str(exc))
+        return "another process"
+
+    # -- the Destination interface -----------------------------------------------------------
+
+    def open(self, materialization: str) -> Recovered:
+        self.owner.take()
+        try:
+            with self.held():
+                return super().open(materialization)
+        except BaseException:
+            self.owner.release()
+            raise
+
+    def columns(self, table: str) -> dict[str, ColumnType] | None:
+        cached = self._tables.get(table)
+        if cached is not None:
+            return dict(cached)
+        with self.held():
+            return super().columns(table)
+
+    def commit(
+        self, writes: list[TableWrite], checkpoint: Checkpoint, published_at: datetime
+    ) -> None:
+        with self.held():
+            super().commit(writes, checkpoint, published_at)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.owner.release()
+
+
+def open_shared_duckdb(
+    config: DestinationConfig | None, base_dir: Path
+) -> SharedDuckDBDestination | None:
+    """The shared DuckDB destination the config names; None for another destination."""
+    path = duckdb_path(config, base_dir)
+    if path is None:
+        return None
+    duck = config.duckdb if config is not None and config.duckdb is not None else DEFAULT_DUCKDB
+    return SharedDuckDBDestination(path, duck.schema_, memory_limit=duck.memory_limit)
