@@ -7,9 +7,10 @@ import asyncio
 import typer
 
 from afterload.cli.app import ConfigArg, app, fail, out
-from afterload.config.load import load_config
+from afterload.config.load import LoadedConfig, load_config
 from afterload.destinations.factory import probe_destination
 from afterload.errors import AfterloadError, ConfigError
+from afterload.pipeline import dbt_core_action
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
 
 
@@ -31,9 +32,12 @@ def check(config: ConfigArg) -> None:
             failed = True
         else:
             out.print(f"[green]✓[/green] destination: {found}", soft_wrap=True, highlight=False)
+    if loaded.config.dbt_core_trigger is not None:
+        failed = not check_dbt_core(loaded) or failed
     settings = loaded.config.dbt_job_trigger
     if settings is None:
-        out.print("[green]✓[/green] no dbt_job_trigger block: no job will be triggered")
+        if loaded.config.dbt_core_trigger is None:
+            out.print("[green]✓[/green] no dbt_job_trigger block: no job will be triggered")
         raise typer.Exit(1 if failed else 0)
 
     async def reach() -> str:
@@ -50,3 +54,13 @@ def check(config: ConfigArg) -> None:
         raise typer.Exit(1) from None
     out.print(f"[green]✓[/green] {found}", soft_wrap=True)
     raise typer.Exit(1 if failed else 0)
+
+
+def check_dbt_core(loaded: LoadedConfig) -> bool:
+    """``dbt parse`` of the project with its profile: proves both without writing anything
+    but dbt's own target/ folder (the warehouse is not opened)."""
+    action = dbt_core_action(loaded)
+    result = asyncio.run(action.runner.check())
+    mark = "[green]✓[/green]" if result.ok else "[red]✗[/red]"
+    out.print(f"{mark} {result.message} ({result.seconds:.1f}s)", soft_wrap=True, highlight=False)
+    return result.ok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import typer
@@ -12,7 +13,7 @@ from rich.table import Table
 from afterload.cli.app import ConfigArg, app, load, out
 from afterload.config.load import LoadedConfig
 from afterload.core.checkpoint import Checkpoint
-from afterload.destinations.base import LockedError, Recovered
+from afterload.destinations.base import LockedError, Recovered, StatusReader
 from afterload.destinations.factory import duckdb_path, open_status
 from afterload.errors import AfterloadError
 from afterload.ndjson.sources import Source
@@ -58,7 +59,7 @@ def _read(loaded: LoadedConfig) -> tuple[str, Recovered | None, dict[str, int | 
     path = duckdb_path(config.destination, loaded.base_dir)
     where = str(path) if path is not None else ""
     try:
-        reader = open_status(config.destination, loaded.base_dir)
+        reader = _open_when_free(loaded)
     except LockedError as exc:
         note = f"{exc}; committed offsets and row counts cannot be read while it runs"
         return where, None, {}, note
@@ -70,6 +71,22 @@ def _read(loaded: LoadedConfig) -> tuple[str, Recovered | None, dict[str, int | 
     finally:
         reader.close()
     return reader.name, info, counts, None
+
+
+#: A following ``afterload run`` holds a DuckDB file only while it commits: try this long.
+FREE_WITHIN = 3.0
+
+
+def _open_when_free(loaded: LoadedConfig) -> StatusReader | None:
+    """Open the committed state, waiting up to :data:`FREE_WITHIN` for a commit to end."""
+    deadline = time.monotonic() + FREE_WITHIN
+    while True:
+        try:
+            return open_status(loaded.config.destination, loaded.base_dir)
+        except LockedError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _status(loaded: LoadedConfig, console: Console) -> int:

@@ -113,8 +113,12 @@ class Materializer:
         self.last_commit_at = published
         pending = _Pending(txn, writes, started, quiet, published)
 
+        release = None if txn.full else getattr(self.destination, "release", None)
+
         def store() -> None:
             self.destination.commit(writes, checkpoint, published)
+            if release is not None:
+                release()  # caught up: a destination shared with readers lets them in now
 
         self._committer.run(store, pending, overlap=overlap)
 
@@ -130,6 +134,10 @@ class Materializer:
     def settle(self) -> None:
         """Wait for the commit in flight, if any; its error is raised here."""
         self._committer.settle()
+
+    def settle_within(self, seconds: float) -> bool:
+        """As :meth:`settle`, but give up after ``seconds`` (False: still in flight)."""
+        return self._committer.settle_within(seconds)
 
     @contextmanager
     def draining(self) -> Iterator[None]:

@@ -13,6 +13,10 @@ Then DuckDB's own lock: a reader that holds the file (a notebook, the CLI) is wa
 politely, with one log line naming it. Exactly once is unchanged: the rows and the checkpoint
 still commit in one DuckDB transaction, guarded by the fence raised at open.
 
+During a backfill (full transactions, more waiting) the file stays held from one commit to
+the next; the core lets it go (:meth:`SharedDuckDBDestination.release`) after a commit that
+caught up.
+
 A second ``afterload run`` on the same file is still refused at open (an owner lock held for
 the life of the run names its pid), so releasing the file never invites a second writer.
 """
@@ -101,29 +105,52 @@ class SharedDuckDBDestination(DuckDBDestination):
         self.turns = turns or DuckDBTurns(path)
         self.owner = OwnerLock(path)
         self._sleep = sleep
+        self._turn: int | None = None
         self.waits = 0
         """How many times a commit found the file held by another process (for tests)."""
 
     @contextlib.contextmanager
-    def held(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The file open read-write for the block: the turn first, then DuckDB's own lock."""
-        if self._con is not None:  # re-entered (a commit reads the catalog)
-            yield self._con
-            return
+    def held(self, *, keep: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The file open read-write for the block: the turn first, then DuckDB's own lock.
+
+        Let go after the block unless it was held before or ``keep`` (then :meth:`release`).
+        """
+        before = self._con is not None
+        con = self._hold()
+        try:
+            yield con
+        except BaseException:
+            if not before:
+                self.release()
+            raise
+        if not (before or keep):
+            self.release()
+
+    def _hold(self) -> duckdb.DuckDBPyConnection:
+        if self._con is not None:
+            return self._con
         if self.turns.busy():
             log.info("%s: a dbt run holds the file; the commit waits for it to end", self.path)
         fd = self.turns.acquire()
         try:
-            self._con = self._connect_politely()
+            con = self._connect_politely()
             if self.memory_limit is not None:
-                self._con.execute(f"SET memory_limit = {literal(self.memory_limit)}")
-            yield self._con
-        finally:
-            if self._con is not None:
-                with contextlib.suppress(duckdb.Error):
-                    self._con.close()
-                self._con = None
+                con.execute(f"SET memory_limit = {literal(self.memory_limit)}")
+        except BaseException:
             os.close(fd)
+            raise
+        self._con, self._turn = con, fd
+        return con
+
+    def release(self) -> None:
+        """Let the file go (readers, dbt may open it) until the next commit takes it back."""
+        if self._con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
+            self._con = None
+        if self._turn is not None:
+            os.close(self._turn)
+            self._turn = None
 
     def _connect_politely(self) -> duckdb.DuckDBPyConnection:
         """Connect; while another process holds the file, wait (one log line per wait)."""
@@ -169,11 +196,14 @@ class SharedDuckDBDestination(DuckDBDestination):
     def commit(
         self, writes: list[TableWrite], checkpoint: Checkpoint, published_at: datetime
     ) -> None:
-        with self.held():
+        """Commit, and keep the file until :meth:`release`: the core lets it go once caught
+        up, so a backfill's commits do not each pay for opening it (and checkpointing)."""
+        with self.held(keep=True):
             super().commit(writes, checkpoint, published_at)
 
     def close(self) -> None:
         try:
+            self.release()
             super().close()
         finally:
             self.owner.release()

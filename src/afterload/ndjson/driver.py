@@ -33,6 +33,9 @@ POLL_SECONDS = 0.2
 REFRESH_SECONDS = 1.0
 """How often globs are expanded again for new files when following."""
 LOGGED_REJECTS = 20
+COMMIT_PATIENCE = 1.0
+"""How long a due transaction waits for the commit before it; past that the commit is taken
+to wait for the destination, and reading goes on (up to the transaction limit)."""
 
 
 class NdjsonDriver:
@@ -246,7 +249,7 @@ class NdjsonDriver:
             self.core.poll()
             now = self.core.clock.wall()
             due = not_before is None or now >= not_before
-            if not txn.empty() and due and not self.core.busy:
+            if not txn.empty() and due and self.core.settle_within(COMMIT_PATIENCE):
                 break
             if self._only_closed_stdin():
                 break
