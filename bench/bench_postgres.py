@@ -34,7 +34,8 @@ from bench_duckdb import DATA, standard_inputs  # noqa: E402
 
 from afterload.config import load_config  # noqa: E402
 from afterload.destinations.base import TableWrite  # noqa: E402
-from afterload.destinations.postgres import ConnectSettings, PostgresDestination  # noqa: E402
+from afterload.destinations.postgres.connect import ConnectSettings  # noqa: E402
+from afterload.destinations.postgres.destination import PostgresDestination  # noqa: E402
 from afterload.ndjson.driver import NdjsonDriver  # noqa: E402
 
 COLUMNS = [

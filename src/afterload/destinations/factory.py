@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from afterload.destinations.base import Destination, LockedError, StatusReader
-from afterload.destinations.config import DestinationConfig, DuckDBConfig, PostgresConfig
+from afterload.destinations.config import DestinationConfig
+from afterload.destinations.duckdb.config import DuckDBConfig
+from afterload.destinations.postgres.config import PostgresConfig
 from afterload.errors import AfterloadError
 
 DEFAULT_DUCKDB = DuckDBConfig()
@@ -29,7 +31,7 @@ def _postgres_needed() -> AfterloadError:
 
 def _postgres(config: PostgresConfig) -> Destination:
     try:
-        from afterload.destinations.postgres import PostgresDestination
+        from afterload.destinations.postgres.destination import PostgresDestination
     except ImportError:
         raise _postgres_needed() from None
     return PostgresDestination.from_config(config)
@@ -41,7 +43,7 @@ def open_destination(config: DestinationConfig | None, base_dir: Path) -> Destin
     if duck is None:
         assert config is not None and config.postgres is not None
         return _postgres(config.postgres)
-    from afterload.destinations.duckdb import DuckDBDestination
+    from afterload.destinations.duckdb.destination import DuckDBDestination
 
     return DuckDBDestination(
         _resolve(base_dir, duck.path), duck.schema_, memory_limit=duck.memory_limit
@@ -63,11 +65,11 @@ def open_status(config: DestinationConfig | None, base_dir: Path) -> StatusReade
     if duck is None:
         assert config is not None and config.postgres is not None
         try:
-            from afterload.destinations.postgres import PostgresStatus
+            from afterload.destinations.postgres.status import PostgresStatus
         except ImportError:
             raise _postgres_needed() from None
         return PostgresStatus.from_config(config.postgres)
-    from afterload.destinations.duckdb import DuckDBStatus
+    from afterload.destinations.duckdb.status import DuckDBStatus
 
     path = _resolve(base_dir, duck.path)
     if not path.exists():

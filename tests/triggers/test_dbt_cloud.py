@@ -14,8 +14,7 @@ from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 from afterload.triggers.dbt_cloud.emulator import DbtCloudEmulator, EmulatorServer, Fault
 from afterload.triggers.dbt_cloud.errors import DbtCloudError
 from afterload.triggers.dbt_cloud.models import RunStatus
-
-from .conftest import ACCOUNT, API_KEY, FAST_RETRY, JOB
+from tests.conftest import ACCOUNT, API_KEY, FAST_RETRY, JOB
 
 
 def client(settings: DbtJobTrigger, **kw: object) -> DbtCloudClient:

@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from afterload.cli import app
 from afterload.triggers.dbt_cloud.emulator import DbtCloudEmulator, EmulatorServer
-
-from .conftest import ACCOUNT, API_KEY, JOB
+from tests.conftest import ACCOUNT, API_KEY, JOB
 
 runner = CliRunner()
 

@@ -14,8 +14,7 @@ from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 from afterload.triggers.dbt_cloud.emulator import DbtCloudEmulator, Fault
 from afterload.triggers.dbt_cloud.models import RunStatus
 from afterload.triggers.runner import JobTrigger
-
-from .conftest import API_KEY, FAST_RETRY, until
+from tests.conftest import API_KEY, FAST_RETRY, until
 
 
 def trigger_for(settings: DbtJobTrigger, clock: FakeClock | None = None, **kw: float) -> JobTrigger:

@@ -27,22 +27,20 @@ import pytest
 import yaml
 
 from afterload.config import load_config
+from afterload.core.checkpoint import BindingCheckpoint, Checkpoint, FilePosition
 from afterload.core.schema import ColumnType, TableShape, shape_from_json_schema
-from afterload.destinations import postgres as pgmod
 from afterload.destinations.base import (
     DestinationError,
-    FencedError,
     LockedError,
     Recovered,
     TableWrite,
 )
 from afterload.destinations.config import PostgresConfig
-from afterload.destinations.postgres import (
-    ConnectSettings,
-    PostgresDestination,
-    PostgresStatus,
-    pg_identifier,
-)
+from afterload.destinations.postgres import writer as pgwriter
+from afterload.destinations.postgres.connect import ConnectSettings
+from afterload.destinations.postgres.destination import PostgresDestination
+from afterload.destinations.postgres.dialect import pg_identifier
+from afterload.destinations.postgres.status import PostgresStatus
 from afterload.ndjson.driver import NdjsonDriver
 
 DSN = os.environ.get("AFTERLOAD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -101,6 +99,14 @@ def recovered(schema: str) -> Recovered:
         return dest.open("shop")
     finally:
         dest.close()
+
+
+def cp(**position: Any) -> Checkpoint:
+    """A checkpoint whose opaque driver part tells commits apart."""
+    return Checkpoint(driver=position)
+
+
+AT_7 = Checkpoint(bindings={"orders": BindingCheckpoint(files={"o.jsonl": FilePosition(7, 1)})})
 
 
 def observed(shape: TableShape, *docs: dict[str, Any]) -> TableShape:
@@ -164,7 +170,7 @@ def wait_for_server(seconds: float = 30.0) -> None:
 def test_types_checkpoint_round_trip_comments_and_status(schema: str) -> None:
     dest = destination(schema)
     first = dest.open("shop")
-    assert first.checkpoint == {} and first.fence == 1 and first.transactions == 0
+    assert first.checkpoint == Checkpoint() and first.fence == 1 and first.transactions == 0
     json_schema = {
         "properties": {
             "id": {"type": "integer"},
@@ -184,7 +190,7 @@ def test_types_checkpoint_round_trip_comments_and_status(schema: str) -> None:
         "arr": [1, "two", 3.5],
     }
     observed(shape, doc)
-    dest.commit([write(shape, [doc])], {"bindings": {"orders": {"offset": 7}}}, NOW)
+    dest.commit([write(shape, [doc])], AT_7, NOW)
     dest.close()
 
     assert column_types(schema, "orders") == {
@@ -228,7 +234,7 @@ def test_types_checkpoint_round_trip_comments_and_status(schema: str) -> None:
 
     again = destination(schema)
     rec = again.open("shop")
-    assert rec.checkpoint == {"bindings": {"orders": {"offset": 7}}}
+    assert rec.checkpoint == AT_7
     assert rec.fence == 2 and rec.transactions == 1 and rec.committed_at == NOW
     assert again.columns("orders") == {
         "id": ColumnType.BIGINT,
@@ -259,12 +265,12 @@ def test_integers_past_64_bits_widen_the_column_to_numeric(schema: str) -> None:
     dest.open("shop")
     shape = TableShape("t", ["/id"], delta=False, wide_ints=None)
     observed(shape, {"id": 1, "n": 1})
-    dest.commit([write(shape, [{"id": 1, "n": 1}])], {"v": 1}, NOW)
+    dest.commit([write(shape, [{"id": 1, "n": 1}])], cp(v=1), NOW)
     big = 2**63 + 5
     observed(shape, {"id": 2, "n": big}, {"id": 2**80, "n": 1})  # the key column widens too
     assert shape.columns["n"].type is ColumnType.HUGEINT
     lines = [b'{"id":2,"n":%d}' % big, b'{"id":3,"n":-7}', b'{"id":%d,"n":1}' % 2**80]
-    dest.commit([write(shape, lines)], {"v": 2}, NOW)
+    dest.commit([write(shape, lines)], cp(v=2), NOW)
     assert column_types(schema, "t")["n"] == "numeric"
     assert column_types(schema, "t")["id"] == "numeric"
     assert table_rows(schema, "t", "id, n") == [
@@ -275,7 +281,7 @@ def test_integers_past_64_bits_widen_the_column_to_numeric(schema: str) -> None:
     ]
     assert dest.columns("t") == {"id": ColumnType.HUGEINT, "n": ColumnType.HUGEINT}
     # Upserts into the widened columns keep working, past what orjson reads exactly too.
-    dest.commit([write(shape, [b'{"id":1,"n":%d}' % (2**100 + 1)])], {"v": 3}, NOW)
+    dest.commit([write(shape, [b'{"id":1,"n":%d}' % (2**100 + 1)])], cp(v=3), NOW)
     assert table_rows(schema, "t", "n", "id")[0] == (Decimal(2**100 + 1),)
     dest.close()
 
@@ -284,10 +290,10 @@ def test_new_columns_and_bigint_widening_to_double(schema: str) -> None:
     dest = destination(schema)
     dest.open("shop")
     shape = observed(TableShape("t", ["/id"], delta=False), {"id": 1, "n": 1})
-    dest.commit([write(shape, [{"id": 1, "n": 1}])], {"v": 1}, NOW)
+    dest.commit([write(shape, [{"id": 1, "n": 1}])], cp(v=1), NOW)
     doc = {"id": 2, "n": 2.5, "extra": "x", "more": {"k": 1}}
     observed(shape, doc)
-    dest.commit([write(shape, [doc])], {"v": 2}, NOW)
+    dest.commit([write(shape, [doc])], cp(v=2), NOW)
     types = column_types(schema, "t")
     assert types["n"] == "double precision" and types["extra"] == "text"
     assert types["more"] == "jsonb"
@@ -313,7 +319,7 @@ def test_upsert_hard_delete_and_soft_delete(schema: str) -> None:
     dest.open("shop")
     shape = TableShape("t", ["/id"], delta=False)
     docs = [{"id": i, "v": f"first {i}"} for i in range(1, 5)]
-    dest.commit([write(observed(shape, *docs), docs)], {"v": 1}, NOW)
+    dest.commit([write(observed(shape, *docs), docs)], cp(v=1), NOW)
     soft = {"id": 3, "v": "gone", "_meta": {"op": "d"}}
     update = {"id": 1, "v": "second"}
     new = {"id": 9, "v": "new"}
@@ -328,7 +334,7 @@ def test_upsert_hard_delete_and_soft_delete(schema: str) -> None:
                 deletes=[{"id": 2, "_meta": {"op": "d"}}, {"id": 77}, {"id": "x"}],
             )
         ],
-        {"v": 2},
+        cp(v=2),
         later,
     )
     rows = table_rows(schema, "t", "id, v, _meta, flow_published_at")
@@ -345,14 +351,14 @@ def test_keys_meeting_existing_rows_after_the_probe_are_merged(
     schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With no key probed, the straight COPY is tried, meets the primary key, and is undone.
-    monkeypatch.setattr(pgmod, "_PROBE_KEYS", 0)
+    monkeypatch.setattr(pgwriter, "_PROBE_KEYS", 0)
     dest = destination(schema)
     dest.open("shop")
     shape = TableShape("t", ["/id", "/k"], delta=False)
     docs = [{"id": i, "k": "a", "v": i} for i in range(3)]
-    dest.commit([write(observed(shape, *docs), docs)], {"v": 1}, NOW)
+    dest.commit([write(observed(shape, *docs), docs)], cp(v=1), NOW)
     more = [{"id": 2, "k": "a", "v": 20}, {"id": 2, "k": "b", "v": 21}]
-    dest.commit([write(observed(shape, *more), more)], {"v": 2}, NOW)
+    dest.commit([write(observed(shape, *more), more)], cp(v=2), NOW)
     assert table_rows(schema, "t", "id, k, v", "1, 2") == [
         (0, "a", 0),
         (1, "a", 1),
@@ -361,30 +367,6 @@ def test_keys_meeting_existing_rows_after_the_probe_are_merged(
     ]
     assert "t" in dest._merge_only
     dest.close()
-
-
-def test_delta_updates_append_every_document_without_a_primary_key(schema: str) -> None:
-    dest = destination(schema)
-    dest.open("shop")
-    shape = TableShape("events", ["/id"], delta=True)
-    docs = [{"id": 1, "v": 1}, {"id": 1, "v": 2}]
-    dest.commit([write(observed(shape, *docs), docs)], {"v": 1}, NOW)
-    dest.commit([write(shape, [{"id": 1, "v": 3}])], {"v": 2}, NOW)
-    assert table_rows(schema, "events", "id, v", "2") == [(1, 1), (1, 2), (1, 3)]
-    assert query(
-        f"SELECT count(*) FROM pg_index WHERE indrelid = '\"{schema}\".events'::regclass"
-    ) == [(0,)]
-    assert column_types(schema, "events")["id"] == "bigint"
-    assert query(
-        "SELECT is_nullable FROM information_schema.columns WHERE table_schema = %s "
-        "AND table_name = 'events' AND column_name = 'id'",
-        schema,
-    ) == [("NO",)]  # as in DuckDB: keys are never null, delta or not
-    dest.close()
-
-
-# -------------------------------------------------------------------------------------------
-# Identifiers
 
 
 def test_pg_identifier_rule() -> None:
@@ -409,7 +391,7 @@ def test_awkward_identifiers_are_quoted_and_long_names_shortened(schema: str) ->
     dest.open("shop")
     shape = TableShape(table, ["/ID"], delta=False)
     doc: dict[str, Any] = {"ID": 1} | {name: i for i, name in enumerate(AWKWARD)}
-    dest.commit([write(observed(shape, doc), [doc])], {"v": 1}, NOW)
+    dest.commit([write(observed(shape, doc), [doc])], cp(v=1), NOW)
     physical = pg_identifier(table)
     names = query(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
@@ -432,7 +414,7 @@ def test_awkward_identifiers_are_quoted_and_long_names_shortened(schema: str) ->
     assert columns is not None and list(columns) == ["ID", *AWKWARD]
     # A second commit maps the names the same way (an upsert through the merge path).
     doc2 = {"ID": 1, "select": 100, "x" * 70: 700}
-    again.commit([write(observed(shape, doc2), [doc2])], {"v": 2}, NOW)
+    again.commit([write(observed(shape, doc2), [doc2])], cp(v=2), NOW)
     long = pg_identifier("x" * 70)
     quoted = physical.replace('"', '""')
     assert query(f'SELECT "select", "{long}" FROM "{schema}"."{quoted}"') == [(100, 700)]
@@ -446,7 +428,7 @@ def test_names_that_would_meet_are_an_error(schema: str) -> None:
     shape = TableShape("t", ["/id"], delta=False)
     doc = {"id": 1, long: 1, pg_identifier(long): 2}
     with pytest.raises(DestinationError, match="would both be column"):
-        dest.commit([write(observed(shape, doc), [doc])], {"v": 1}, NOW)
+        dest.commit([write(observed(shape, doc), [doc])], cp(v=1), NOW)
     assert dest.open is not None
     dest.close()
 
@@ -457,9 +439,9 @@ def test_a_nul_character_is_a_clear_error_and_nothing_is_committed(schema: str) 
     shape = TableShape("t", ["/id"], delta=False)
     doc = {"id": 1, "s": "a\x00b"}
     with pytest.raises(DestinationError, match=r"t: /s has a NUL character"):
-        dest.commit([write(observed(shape, doc), [doc])], {"v": 1}, NOW)
+        dest.commit([write(observed(shape, doc), [doc])], cp(v=1), NOW)
     ok = {"id": 2, "s": "fine"}
-    dest.commit([write(shape, [ok])], {"v": 2}, NOW)  # the connection is still usable
+    dest.commit([write(shape, [ok])], cp(v=2), NOW)  # the connection is still usable
     assert table_rows(schema, "t", "id") == [(2,)]
     dest.close()
 
@@ -482,39 +464,18 @@ def test_a_second_process_is_refused(schema: str) -> None:
     first.close()
 
 
-def test_a_stale_process_is_fenced_off(schema: str) -> None:
-    old = destination(schema)
-    old.open("shop")
-    shape = observed(TableShape("t", ["/id"], delta=False), {"id": 1})
-    terminate(backend_pid(old))  # e.g. a network partition: its session and lock are gone
-    new = destination(schema)
-    assert new.open("shop").fence == 2
-    with pytest.raises(FencedError, match="taken over by another process"):
-        old.commit([write(shape, [{"id": 1}])], {"stale": True}, NOW)
-    new.commit([write(shape, [{"id": 2}])], {"fresh": True}, NOW)
-    new.close()
-    # Even with the lock free again, the raised fence keeps the stale one out.
-    with pytest.raises(FencedError):
-        old.commit([write(shape, [{"id": 1}])], {"stale": True}, NOW)
-    old.close()
-    assert table_rows(schema, "t", "id") == [(2,)]
-    assert query(f'SELECT checkpoint FROM "{schema}"._afterload_checkpoints') == [
-        ({"fresh": True},)
-    ]
-
-
 def test_a_lost_connection_is_reestablished_and_the_commit_done(schema: str) -> None:
     dest = destination(schema)
     dest.open("shop")
     shape = observed(TableShape("t", ["/id"], delta=True), {"id": 1})
-    dest.commit([write(shape, [{"id": 1}])], {"n": 1}, NOW)
+    dest.commit([write(shape, [{"id": 1}])], cp(n=1), NOW)
     terminate(backend_pid(dest))
-    dest.commit([write(shape, [{"id": 2}])], {"n": 2}, NOW)
+    dest.commit([write(shape, [{"id": 2}])], cp(n=2), NOW)
     assert dest.reconnects == 1
     assert table_rows(schema, "t", "id") == [(1,), (2,)]
     dest.close()
     with pytest.raises(DestinationError, match="is not open"):
-        dest.commit([write(shape, [{"id": 3}])], {"n": 3}, NOW)  # closed: no reconnecting
+        dest.commit([write(shape, [{"id": 3}])], cp(n=3), NOW)  # closed: no reconnecting
     assert recovered(schema).transactions == 2
 
 
@@ -533,10 +494,10 @@ def test_a_commit_whose_acknowledgement_was_lost_is_not_applied_twice(
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(conn, "commit", commit_then_lose)
-    dest.commit([write(shape, [{"id": 1}, {"id": 2}])], {"n": 1}, NOW)
+    dest.commit([write(shape, [{"id": 1}, {"id": 2}])], cp(n=1), NOW)
     assert dest.reconnects == 1
     assert table_rows(schema, "t", "id") == [(1,), (2,)]  # appended once, not twice
-    dest.commit([write(shape, [{"id": 3}])], {"n": 2}, NOW)
+    dest.commit([write(shape, [{"id": 3}])], cp(n=2), NOW)
     assert table_rows(schema, "t", "id") == [(1,), (2,), (3,)]
     dest.close()
 
@@ -559,7 +520,7 @@ def test_the_server_restarted_mid_load_loses_and_doubles_nothing(schema: str) ->
             while not stop.is_set():
                 docs = [{"id": done * per_commit + i, "batch": done} for i in range(per_commit)]
                 writes = [write(keyed, docs), write(appended, docs)]
-                dest.commit(writes, {"commits": done + 1}, NOW)
+                dest.commit(writes, cp(commits=done + 1), NOW)
                 done += 1
         except BaseException as exc:  # reported by the main thread
             failure.append(exc)
@@ -591,7 +552,7 @@ def test_the_server_restarted_mid_load_loses_and_doubles_nothing(schema: str) ->
     assert query(f'SELECT min(id), max(id) FROM "{schema}".events') == [(0, total - 1)]
     dest.close()
     rec = recovered(schema)
-    assert rec.checkpoint == {"commits": done} and rec.transactions == done
+    assert rec.checkpoint == cp(commits=done) and rec.transactions == done
 
 
 # -------------------------------------------------------------------------------------------
@@ -646,7 +607,7 @@ def test_missing_permissions_are_one_sentence(schema: str, role: str) -> None:
     dest.open("shop")
     shape = observed(TableShape("t", ["/id"], delta=False), {"id": 1})
     with pytest.raises(DestinationError) as err:
-        dest.commit([write(shape, [{"id": 1}])], {"v": 1}, NOW)
+        dest.commit([write(shape, [{"id": 1}])], cp(v=1), NOW)
     assert str(err.value).startswith(
         f"user {role!r} lacks a permission in schema {schema!r} of database 'test' on "
         "127.0.0.1:5432 (the commit): permission denied for schema"

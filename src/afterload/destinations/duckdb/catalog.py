@@ -1,0 +1,133 @@
+"""The tables as the file has them, and bringing them in line with a binding's shape."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+
+from afterload.core.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, ColumnType, TableShape
+from afterload.destinations.base import (
+    DestinationError,
+)
+from afterload.destinations.sql import quote
+
+log = logging.getLogger("afterload.duckdb")
+
+
+_DUCKDB_TYPES: dict[str, ColumnType] = {
+    "BIGINT": ColumnType.BIGINT,
+    "HUGEINT": ColumnType.HUGEINT,
+    "DOUBLE": ColumnType.DOUBLE,
+    "BOOLEAN": ColumnType.BOOLEAN,
+    "VARCHAR": ColumnType.VARCHAR,
+    "TIMESTAMP WITH TIME ZONE": ColumnType.TIMESTAMPTZ,
+    "TIMESTAMPTZ": ColumnType.TIMESTAMPTZ,
+    "DATE": ColumnType.DATE,
+    "JSON": ColumnType.JSON,
+}
+
+
+class Catalog:
+    """The tables of one schema in the file: what exists, and how to make it fit a shape."""
+
+    path: Path
+    schema: str
+    _con: duckdb.DuckDBPyConnection | None
+    _tables: dict[str, dict[str, ColumnType]]
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise DestinationError(f"{self.path} is not open")
+        return self._con
+
+    def _q(self, table: str) -> str:
+        return f"{quote(self.schema)}.{quote(table)}"
+
+    def columns(self, table: str) -> dict[str, ColumnType] | None:
+        cached = self._tables.get(table)
+        if cached is not None:
+            return dict(cached)
+        rows = self.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [self.schema, table],
+        ).fetchall()
+        if not rows:
+            return None
+        cols = {
+            str(name): _DUCKDB_TYPES.get(str(dtype).upper(), ColumnType.JSON)
+            for name, dtype in rows
+            if name not in (DOCUMENT_COLUMN, PUBLISHED_COLUMN)
+        }
+        self._tables[table] = cols
+        return dict(cols)
+
+    def _evolve(self, table: str, shape: TableShape) -> bool:
+        """Bring the table in line with the shape; True if it was created now (so empty)."""
+        existing = self.columns(table)
+        con = self.con
+        if existing is None:
+            defs = []
+            for col in shape.ordered():
+                null = " NOT NULL" if col.key else ""
+                defs.append(f"{quote(col.name)} {col.type.value}{null}")
+            defs.append(f"{quote(DOCUMENT_COLUMN)} JSON NOT NULL")
+            defs.append(f"{quote(PUBLISHED_COLUMN)} TIMESTAMPTZ NOT NULL")
+            if not shape.delta and shape.key:
+                defs.append(f"PRIMARY KEY ({', '.join(quote(k) for k in shape.key)})")
+            con.execute(f"CREATE TABLE {self._q(table)} ({', '.join(defs)})")
+            self._tables[table] = {c.name: c.type for c in shape.columns.values()}
+            return True
+        for col in shape.ordered():
+            have = existing.get(col.name)
+            if have is None:
+                con.execute(
+                    f"ALTER TABLE {self._q(table)} ADD COLUMN {quote(col.name)} {col.type.value}"
+                )
+                log.info("%s: added column %s %s", table, col.name, col.type.value)
+            elif have is not col.type and col.type in (ColumnType.DOUBLE, ColumnType.HUGEINT):
+                self._widen(table, shape, col.name, col.type, existing)
+                log.info("%s: widened column %s to %s", table, col.name, col.type.value)
+        self._tables[table] = {c.name: c.type for c in shape.columns.values()} | {
+            k: v for k, v in existing.items() if k not in shape.columns
+        }
+        return False
+
+    def _widen(
+        self,
+        table: str,
+        shape: TableShape,
+        name: str,
+        type_: ColumnType,
+        existing: dict[str, ColumnType],
+    ) -> None:
+        """Change a column's type; a key column is rebuilt with its table.
+
+        DuckDB cannot alter a column that is part of a primary key, so a key that grows past
+        64 bits gets a new table (same columns, the key column HUGEINT) filled from the old
+        one, in the commit's own transaction: nothing is lost if the commit fails.
+        """
+        con = self.con
+        target = self._q(table)
+        if not (shape.columns[name].key and not shape.delta):
+            con.execute(f"ALTER TABLE {target} ALTER COLUMN {quote(name)} TYPE {type_.value}")
+            return
+        rows = con.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [self.schema, table],
+        ).fetchall()
+        defs = []
+        for cname, ctype, nullable in rows:
+            ctype = type_.value if cname == name else ctype
+            defs.append(f"{quote(cname)} {ctype}{'' if nullable == 'YES' else ' NOT NULL'}")
+        defs.append(f"PRIMARY KEY ({', '.join(quote(k) for k in shape.key)})")
+        interim = self._q(f"{table}__afterload_rebuild")
+        con.execute(f"CREATE TABLE {interim} ({', '.join(defs)})")
+        con.execute(f"INSERT INTO {interim} SELECT * FROM {target}")
+        con.execute(f"DROP TABLE {target}")
+        con.execute(f"ALTER TABLE {interim} RENAME TO {quote(table)}")
+        existing[name] = type_

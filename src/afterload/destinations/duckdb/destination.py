@@ -1,0 +1,150 @@
+"""The DuckDB destination: the fence, the commit, with the catalog and the writer mixed in."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from afterload.core.checkpoint import Checkpoint
+from afterload.core.schema import ColumnType
+from afterload.destinations.base import (
+    DestinationError,
+    FencedError,
+    Recovered,
+    TableWrite,
+)
+from afterload.destinations.duckdb.connect import connect, literal
+from afterload.destinations.duckdb.writer import Writer
+from afterload.destinations.sql import CHECKPOINTS, first_line, quote
+
+
+def from_epoch_us(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(int(value) / 1_000_000, tz=UTC)
+
+
+class DuckDBDestination(Writer):
+    """Implements :class:`afterload.destinations.base.Destination` on a DuckDB file."""
+
+    stores_nul = True
+    wide_ints: int | None = 128
+
+    def __init__(
+        self, path: Path, schema: str = "main", *, memory_limit: str | None = None
+    ) -> None:
+        self.path = path
+        self.schema = schema
+        self.memory_limit = memory_limit
+        self.name = str(path)
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._materialization: str | None = None
+        self._fence = 0
+        self._tables: dict[str, dict[str, ColumnType]] = {}
+        self._stage_dir: Path | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open(self, materialization: str) -> Recovered:
+        if self._con is None:
+            self._con = connect(self.path)
+        con = self.con
+        if self.memory_limit is not None:
+            con.execute(f"SET memory_limit = {literal(self.memory_limit)}")
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._q(CHECKPOINTS)} ("
+            "materialization VARCHAR PRIMARY KEY, fence BIGINT NOT NULL, "
+            "checkpoint VARCHAR NOT NULL, committed_at TIMESTAMPTZ, "
+            "transactions BIGINT NOT NULL)"
+        )
+        try:
+            con.begin()
+            con.execute(
+                f"INSERT INTO {self._q(CHECKPOINTS)} VALUES (?, 0, '{{}}', NULL, 0) "
+                "ON CONFLICT DO NOTHING",
+                [materialization],
+            )
+            row = con.execute(
+                f"UPDATE {self._q(CHECKPOINTS)} SET fence = fence + 1 WHERE materialization = ? "
+                "RETURNING fence, checkpoint, epoch_us(committed_at), transactions",
+                [materialization],
+            ).fetchone()
+            con.commit()
+        except duckdb.TransactionException as exc:
+            self._rollback()
+            raise FencedError(
+                f"materialization {materialization!r} in {self.path} is being opened by "
+                f"another process ({exc})"
+            ) from None
+        assert row is not None
+        self._materialization = materialization
+        self._fence = int(row[0])
+        self._stage_dir = Path(tempfile.mkdtemp(prefix="afterload-stage-"))
+        return Recovered(
+            checkpoint=Checkpoint.from_json(row[1]),
+            fence=self._fence,
+            committed_at=from_epoch_us(row[2]),
+            transactions=int(row[3]),
+        )
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        if self._stage_dir is not None:
+            shutil.rmtree(self._stage_dir, ignore_errors=True)
+            self._stage_dir = None
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self.con.rollback()
+        self._tables.clear()  # DDL rolled back too: read the catalog again
+
+    # -- tables ------------------------------------------------------------------------------
+
+    # -- commits -----------------------------------------------------------------------------
+
+    def commit(
+        self, writes: list[TableWrite], checkpoint: Checkpoint, published_at: datetime
+    ) -> None:
+        con = self.con
+        stamp = published_at.astimezone(UTC).isoformat()
+        try:
+            con.begin()
+            for index, write in enumerate(writes):
+                self._write(write, stamp, index)
+            row = con.execute(
+                f"UPDATE {self._q(CHECKPOINTS)} SET checkpoint = ?, "
+                "committed_at = ?::TIMESTAMPTZ, transactions = transactions + 1 "
+                "WHERE materialization = ? AND fence = ? RETURNING fence",
+                [checkpoint.to_json(), stamp, self._materialization, self._fence],
+            ).fetchall()
+            if len(row) != 1:
+                raise FencedError(self._fenced_message())
+            con.commit()
+        except FencedError:
+            self._rollback()
+            raise
+        except duckdb.TransactionException as exc:
+            self._rollback()
+            if "conflict" in str(exc).lower():
+                raise FencedError(self._fenced_message()) from None
+            raise DestinationError(f"{self.path}: the commit failed: {exc}") from None
+        except duckdb.Error as exc:
+            self._rollback()
+            raise DestinationError(f"{self.path}: the commit failed: {first_line(exc)}") from None
+        finally:
+            self._clear_stage()
+
+    def _fenced_message(self) -> str:
+        return (
+            f"materialization {self._materialization!r} in {self.path} was opened by another "
+            "process after this one; this one stops without committing"
+        )

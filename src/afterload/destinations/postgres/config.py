@@ -1,0 +1,26 @@
+"""The ``destination.postgres`` block: a libpq DSN or its parts; the password is a secret."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from afterload.fields import Strict
+
+
+class PostgresConfig(Strict):
+    """A PostgreSQL server; the password is a secret (never logged, never in an error)."""
+
+    dsn: str | None = Field(default=None, description="A libpq connection URI or key=value string.")
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    user: str | None = None
+    password: SecretStr | None = Field(default=None, json_schema_extra={"secret": True})
+    database: str | None = None
+    sslmode: str | None = None
+    schema_: str = Field(default="public", alias="schema", description="Created if missing.")
+    connect_timeout: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="Seconds to wait for a connection; default: the DSN's, else 10.",
+    )

@@ -1,0 +1,187 @@
+"""Documents into ``COPY`` text: one parse per line, each value checked against its column, so
+the server never converts silently and a NUL character is a bad line, not a failed commit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date, datetime
+from typing import Any
+
+from afterload.core import exactjson
+from afterload.core.exactjson import dumps
+from afterload.core.schema import ColumnType
+from afterload.destinations.postgres.dialect import PG_TYPES, pointer
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+_CHUNK_ROWS = 2048
+
+
+class BadValue(Exception):
+    """A value PostgreSQL cannot hold (a NUL character); the reason names the property."""
+
+
+_NULL = "\\N"
+
+
+_TIMESTAMP_CACHE: dict[str, str] = {}
+
+
+def _escape(text: str) -> str:
+    """COPY text format: backslash, tab, newline and carriage return are escaped."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return text
+
+
+def _has_nul_escape(json_text: str) -> bool:
+    """True if JSON text holds ``\\u0000``, which neither TEXT nor JSONB can store."""
+    start = json_text.find("\\u0000")
+    while start >= 0:
+        slashes = 0
+        i = start
+        while i > 0 and json_text[i - 1] == "\\":
+            slashes += 1
+            i -= 1
+        if slashes % 2 == 0:
+            return True
+        start = json_text.find("\\u0000", start + 1)
+    return False
+
+
+Encoder = Callable[[Any], str]
+
+
+def encoder(prop: str, ctype: ColumnType) -> Encoder:
+    """A function from a document value (never None) to its COPY text."""
+    where = pointer(prop)
+
+    def bad(value: Any) -> BadValue:
+        return BadValue(f"{where} holds {value!r}, which a {PG_TYPES[ctype]} column cannot hold")
+
+    if ctype is ColumnType.BIGINT or ctype is ColumnType.HUGEINT:
+        wide = ctype is ColumnType.HUGEINT
+
+        def integer(value: Any) -> str:
+            # The shape checked the range; a float here is one a declared integer column took
+            # because it is integral and small enough to be exact.
+            if type(value) is int:
+                if wide or _INT64_MIN <= value <= _INT64_MAX:
+                    return str(value)
+            elif type(value) is float and value.is_integer():
+                return str(int(value))
+            raise bad(value)
+
+        return integer
+    if ctype is ColumnType.DOUBLE:
+
+        def double(value: Any) -> str:
+            if type(value) is float or type(value) is int:
+                return repr(value)
+            raise bad(value)
+
+        return double
+    if ctype is ColumnType.BOOLEAN:
+
+        def boolean(value: Any) -> str:
+            if value is True:
+                return "t"
+            if value is False:
+                return "f"
+            raise bad(value)
+
+        return boolean
+    if ctype is ColumnType.VARCHAR:
+
+        def text(value: Any) -> str:
+            if type(value) is not str:
+                raise bad(value)
+            if "\x00" in value:
+                raise BadValue(f"{where} has a NUL character, which PostgreSQL cannot store")
+            return _escape(value)
+
+        return text
+    if ctype is ColumnType.TIMESTAMPTZ:
+
+        def timestamp(value: Any) -> str:
+            # Python's reading of ISO 8601 was the check; hand PostgreSQL the same instant in
+            # the one form it surely reads (forms such as week dates it would not).
+            try:
+                return datetime.fromisoformat(value).isoformat()
+            except (TypeError, ValueError):
+                raise bad(value) from None
+
+        return timestamp
+    if ctype is ColumnType.DATE:
+
+        def day(value: Any) -> str:
+            try:
+                return date.fromisoformat(value).isoformat()
+            except (TypeError, ValueError):
+                raise bad(value) from None
+
+        return day
+
+    def json_value(value: Any) -> str:
+        out = dumps(value)
+        if "\\" in out:
+            if _has_nul_escape(out):
+                raise BadValue(f"{where} has a NUL character (\\u0000), which JSONB cannot store")
+            out = out.replace("\\", "\\\\")
+        return out
+
+    return json_value
+
+
+Plan = list[tuple[str, Encoder]]
+
+
+def _document_text(raw: bytes) -> str:
+    text = raw.decode()
+    if "\\" in text and _has_nul_escape(text):
+        raise BadValue("the document has a NUL character (\\u0000), which JSONB cannot store")
+    return _escape(text)
+
+
+def encode_rows(lines: Iterable[bytes], plan: Plan, stamp: str) -> Iterator[bytes]:
+    """COPY text for whole rows (the plan's columns, the document, the commit time), in chunks."""
+    loads = exactjson.loads
+    tail = "\t" + stamp
+    rows: list[str] = []
+    for raw in lines:
+        doc = loads(raw)
+        values = [_NULL if (v := doc.get(n)) is None else enc(v) for n, enc in plan]
+        values.append(_document_text(raw))
+        rows.append("\t".join(values) + tail)
+        if len(rows) >= _CHUNK_ROWS:
+            rows.append("")
+            yield "\n".join(rows).encode()
+            rows = []
+    if rows:
+        rows.append("")
+        yield "\n".join(rows).encode()
+
+
+def encode_keys(lines: Iterable[bytes], plan: Plan) -> Iterator[bytes]:
+    """COPY text for the keys of deleted documents; a key no column could hold is skipped."""
+    rows: list[str] = []
+    for raw in lines:
+        doc = exactjson.loads(raw)
+        try:
+            values = [_NULL if (v := doc.get(n)) is None else enc(v) for n, enc in plan]
+        except BadValue:
+            continue  # no row can have this key
+        rows.append("\t".join(values))
+        if len(rows) >= _CHUNK_ROWS:
+            rows.append("")
+            yield "\n".join(rows).encode()
+            rows = []
+    if rows:
+        rows.append("")
+        yield "\n".join(rows).encode()
