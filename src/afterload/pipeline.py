@@ -15,8 +15,8 @@ from afterload.config.load import LoadedConfig
 from afterload.core.materializer import Commit, Materializer
 from afterload.core.stopper import Stopper
 from afterload.destinations.base import Destination
-from afterload.destinations.duckdb_shared import open_shared_duckdb
-from afterload.destinations.factory import duckdb_path, open_destination
+from afterload.destinations.duckdb.turns import DuckDBTurns
+from afterload.destinations.factory import duckdb_path, open_shared
 from afterload.ndjson.driver import NdjsonDriver
 from afterload.ndjson.progress import Progress
 from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
@@ -63,7 +63,6 @@ def trigger_actions(loaded: LoadedConfig, *, clock: Clock | None = None) -> list
 
 def dbt_core_action(loaded: LoadedConfig) -> DbtCoreAction:
     """The config's dbt Core trigger; on a DuckDB destination it takes turns with the commits."""
-    from afterload.destinations.duckdb_turns import DuckDBTurns
 
     config = loaded.config
     assert config.dbt_core_trigger is not None
@@ -101,9 +100,7 @@ def materialize(
     driver: NdjsonDriver | None = None
     try:
         # DuckDB is held only while committing, so readers and dbt can use it in between.
-        destination = open_shared_duckdb(
-            loaded.config.destination, loaded.base_dir
-        ) or open_destination(loaded.config.destination, loaded.base_dir)
+        destination = open_shared(loaded.config.destination, loaded.base_dir)
         if triggers is not None:
             triggers.check_access()
         core = Materializer(destination, loaded.name, clock=clock)

@@ -50,6 +50,19 @@ def open_destination(config: DestinationConfig | None, base_dir: Path) -> Destin
     )
 
 
+def open_shared(config: DestinationConfig | None, base_dir: Path) -> Destination:
+    """As :func:`open_destination`, for ``afterload run``: a DuckDB file is held only while
+    committing, so readers and dbt can open it between commits (see ``duckdb/shared.py``)."""
+    duck = _duckdb(config)
+    if duck is None:
+        return open_destination(config, base_dir)
+    from afterload.destinations.duckdb.shared import SharedDuckDBDestination
+
+    return SharedDuckDBDestination(
+        _resolve(base_dir, duck.path), duck.schema_, memory_limit=duck.memory_limit
+    )
+
+
 def duckdb_path(config: DestinationConfig | None, base_dir: Path) -> Path | None:
     """The DuckDB file the config writes, or None for another destination."""
     duck = _duckdb(config)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from afterload.destinations.duckdb_turns import DuckDBTurns
+from afterload.destinations.duckdb.turns import DuckDBTurns
 from afterload.errors import AfterloadError
 from afterload.triggers.base import FireOutcome, RunEnd
 from afterload.triggers.dbt_core.config import DbtCoreTrigger, FireContext

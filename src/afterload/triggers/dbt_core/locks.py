@@ -4,7 +4,7 @@ A ``flock`` lock on a file in the project's ``target/``, so it works between pro
 (``afterload run``, ``afterload trigger``, a dbt child) and vanishes with the last process
 holding it, even one killed with SIGKILL. A dbt child inherits the descriptor, so its slot
 lasts exactly as long as it does. The DuckDB turn (who may write the file) lives with the
-destinations: :mod:`afterload.destinations.duckdb_turns`.
+destinations: :mod:`afterload.destinations.duckdb.turns`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from afterload.destinations.duckdb_turns import Busy, DuckDBTurns, Turnstile
+from afterload.destinations.duckdb.turns import Busy, DuckDBTurns, Turnstile
 
 __all__ = ["Busy", "DuckDBTurns", "RunSlot", "Turnstile"]
 

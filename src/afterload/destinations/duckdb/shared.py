@@ -7,7 +7,7 @@ status``. So this destination opens the file for each commit (and for the catalo
 start) and closes it right after; between commits anyone may open it.
 
 Taking the file back for a commit goes in two steps. First the *turn*
-(:class:`~afterload.destinations.duckdb_turns.DuckDBTurns`): a dbt run started by afterload
+(:class:`~afterload.destinations.duckdb.turns.DuckDBTurns`): a dbt run started by afterload
 holds it for its whole life, so a commit waits while dbt builds, then dbt waits for the commit.
 Then DuckDB's own lock: a reader that holds the file (a notebook, the CLI) is waited for
 politely, with one log line naming it. Exactly once is unchanged: the rows and the checkpoint
@@ -38,10 +38,9 @@ import duckdb
 from afterload.core.checkpoint import Checkpoint
 from afterload.core.schema import ColumnType
 from afterload.destinations.base import LockedError, Recovered, TableWrite
-from afterload.destinations.config import DestinationConfig
-from afterload.destinations.duckdb import DuckDBDestination, connect, literal
-from afterload.destinations.duckdb_turns import DuckDBTurns
-from afterload.destinations.factory import DEFAULT_DUCKDB, duckdb_path
+from afterload.destinations.duckdb.connect import connect, literal
+from afterload.destinations.duckdb.destination import DuckDBDestination
+from afterload.destinations.duckdb.turns import DuckDBTurns
 
 log = logging.getLogger("afterload.duckdb")
 
@@ -207,14 +206,3 @@ class SharedDuckDBDestination(DuckDBDestination):
             super().close()
         finally:
             self.owner.release()
-
-
-def open_shared_duckdb(
-    config: DestinationConfig | None, base_dir: Path
-) -> SharedDuckDBDestination | None:
-    """The shared DuckDB destination the config names; None for another destination."""
-    path = duckdb_path(config, base_dir)
-    if path is None:
-        return None
-    duck = config.duckdb if config is not None and config.duckdb is not None else DEFAULT_DUCKDB
-    return SharedDuckDBDestination(path, duck.schema_, memory_limit=duck.memory_limit)
