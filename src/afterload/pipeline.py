@@ -120,7 +120,10 @@ def materialize(
         if once:
             return _once(driver, core, triggers, wait=wait, timeout=timeout)
         if triggers is not None:
-            triggers.start(initial_fire=True)
+            # dbt Core on a destination nothing was ever committed to has nothing to cover
+            # yet (its sources do not even exist): its first run waits for the first commit.
+            fresh = [a for a in actions if isinstance(a, DbtCoreAction)]
+            triggers.start(initial_fire=True, not_initially=fresh if not core.resumed_from else ())
         driver.run_follow()
         return _report(core, driver, triggers)
     finally:

@@ -73,11 +73,14 @@ class Materializer:
         self.documents = 0
         self.rows = 0
         self.last_commit_at: datetime | None = None
+        self.resumed_from = 0
+        """Transactions committed before this run (by earlier processes), known after open."""
         self._committer: Committer[_Pending] = Committer(self._committed)
 
     def open(self) -> Recovered:
         """Open the destination (raising its fence) and return where to resume from."""
         recovered = self.destination.open(self.name)
+        self.resumed_from = recovered.transactions
         if recovered.committed_at is not None:
             log.info(
                 "%s: resuming after transaction %d committed at %s",

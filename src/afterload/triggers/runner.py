@@ -222,14 +222,16 @@ class TriggerThread:
             self.triggers = self.call(make())
         return self.triggers
 
-    def start(self, *, initial_fire: bool) -> None:
-        """Start every trigger's background task (the follow loop)."""
+    def start(self, *, initial_fire: bool, not_initially: Sequence[TriggerAction] = ()) -> None:
+        """Start every trigger's background task (the follow loop); the actions in
+        ``not_initially`` make no start-up fire."""
 
         triggers = self._ensure_triggers()
 
         async def start_all() -> None:
             for trigger in triggers:
-                await trigger.start(initial_fire=initial_fire)
+                first = initial_fire and not any(trigger.action is a for a in not_initially)
+                await trigger.start(initial_fire=first)
 
         self.call(start_all())
 
