@@ -200,3 +200,30 @@ def wait_log(caplog: pytest.LogCaptureFixture, text: str, timeout: float = 90) -
     while not any(text in r.getMessage() for r in caplog.records):
         assert time.monotonic() < deadline, f"never logged: {text}"
         time.sleep(0.1)
+
+
+def test_check_and_trigger_on_the_command_line(
+    tmp_path: Path, project: Path, warehouse: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from afterload.cli import app
+
+    cli = CliRunner()
+    missing = config(tmp_path, tmp_path / "no-project")
+    result = cli.invoke(app, ["check", str(missing)])
+    assert result.exit_code == 1
+    assert f"✗ dbt_core_trigger.project_dir: {tmp_path / 'no-project'} does not exist" in (
+        " ".join(result.output.split())
+    )
+    assert "Traceback" not in result.output
+    # trigger --wait: dbt's outcome is the exit code (here a failing model: 1).
+    write_lines(tmp_path / "data/1.jsonl", orders(1, 3))
+    plain = tmp_path / "plain.yaml"  # the same materialization without dbt: load only
+    doc = yaml.safe_load(config(tmp_path, project).read_text())
+    del doc["dbt_core_trigger"]
+    plain.write_text(yaml.safe_dump(doc))
+    assert run_materialization(load_config(plain), once=True) == 0
+    result = cli.invoke(app, ["trigger", str(config(tmp_path, project, select="broken")), "--wait"])
+    assert result.exit_code == 1, result.output
+    assert "model.afterload_test.broken failed" in " ".join(result.output.split())

@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from datetime import UTC, datetime
@@ -20,7 +17,6 @@ import duckdb
 import pytest
 
 from afterload.triggers.dbt_core import DbtResult, FireContext
-from afterload.triggers.dbt_core.locks import RunSlot
 from tests.triggers.dbt_core.conftest import Runners
 
 pytest.importorskip(
@@ -242,42 +238,8 @@ async def test_the_loader_waits_while_dbt_holds_duckdb_and_dbt_waits_for_a_commi
     loader.join()
 
 
-def test_afterload_sigkilled_while_dbt_runs_takes_dbt_with_it(
-    runners: Runners, tmp_path: Path
-) -> None:
-    script = textwrap.dedent(
-        f"""
-        import asyncio, sys
-        from afterload.triggers.dbt_core import DbtCoreRunner, DbtCoreTrigger, DuckDBTurns
-        from pathlib import Path
-
-        async def main():
-            s = DbtCoreTrigger.model_validate(
-                {{"project_dir": {str(runners.project)!r}, "select": "slow"}})
-            r = DbtCoreRunner(s, turns=DuckDBTurns(Path({str(runners.warehouse)!r})),
-                env={{"TEST_DUCKDB_PATH": {str(runners.warehouse)!r}, "TEST_SLOW_SECONDS": "60"}})
-            fired = await r.fire()
-            print(fired.run.pid, flush=True)
-            await asyncio.sleep(120)
-
-        asyncio.run(main())
-        """
-    )
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert parent.stdout is not None
-    pid = int(parent.stdout.readline())
-    time.sleep(1)
-    parent.kill()
-    parent.wait()
-    deadline = time.monotonic() + 20
-    while not gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert gone(pid)
-    assert RunSlot(runners.project).holder() is None and not runners.turns.busy()
-
-
-async def test_postgres_builds_while_nothing_waits(runners: Runners) -> None:
-    """On PostgreSQL there is no turn to take: dbt and the loader run at once."""
+async def test_postgres_connection_is_checked_in_one_sentence(runners: Runners) -> None:
+    """``check(connection=True)`` on PostgreSQL (building there: test_pipeline.py)."""
     import psycopg
 
     from tests.materialize_support import POSTGRES_DSN
@@ -295,15 +257,6 @@ async def test_postgres_builds_while_nothing_waits(runners: Runners) -> None:
         runner = runners(turns=False, env=env, target="postgres")
         checked = await runner.check(connection=True)
         assert checked.ok, checked.message
-        with runners.turns.turn():  # a DuckDB turn held elsewhere does not concern PostgreSQL
-            result = await runner.run()
-        assert isinstance(result, DbtResult)
-        assert result.outcome == "success", result.message
-        with psycopg.connect(POSTGRES_DSN, autocommit=True) as con:
-            rows = con.execute(
-                f'SELECT status, orders, amount FROM "{schema}".order_totals'
-            ).fetchall()
-        assert rows == [("paid", 2, 42.5)]
         bad = runners(turns=False, env={**env, "TEST_PG_DBNAME": "nosuchdb"}, target="postgres")
         checked = await bad.check(connection=True)
         assert not checked.ok
