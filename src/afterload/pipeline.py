@@ -15,13 +15,13 @@ from afterload.config.load import LoadedConfig
 from afterload.core.materializer import Commit, Materializer
 from afterload.core.stopper import Stopper
 from afterload.destinations.base import Destination
-from afterload.destinations.duckdb.turns import DuckDBTurns
 from afterload.destinations.factory import duckdb_path, open_shared
 from afterload.ndjson.driver import NdjsonDriver
 from afterload.ndjson.progress import Progress
 from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
 from afterload.triggers.dbt_core.action import DbtCoreAction, dbt_env
+from afterload.triggers.dbt_core.locks import DuckDBTurns
 from afterload.triggers.runner import TriggerThread
 
 log = logging.getLogger("afterload.run")
@@ -100,7 +100,9 @@ def materialize(
     driver: NdjsonDriver | None = None
     try:
         # DuckDB is held only while committing, so readers and dbt can use it in between.
-        destination = open_shared(loaded.config.destination, loaded.base_dir)
+        path = duckdb_path(loaded.config.destination, loaded.base_dir)
+        turns = DuckDBTurns(path) if path is not None else None
+        destination = open_shared(loaded.config.destination, loaded.base_dir, turns=turns)
         if triggers is not None:
             triggers.check_access()
         core = Materializer(destination, loaded.name, clock=clock)

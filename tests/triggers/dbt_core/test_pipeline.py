@@ -23,9 +23,8 @@ import yaml
 from afterload.cli.run import run_materialization
 from afterload.config import load_config
 from afterload.core.stopper import Stopper
-from afterload.destinations.duckdb.turns import DuckDBTurns
 from afterload.pipeline import materialize
-from afterload.triggers.dbt_core.locks import RunSlot
+from afterload.triggers.dbt_core.locks import DuckDBTurns, RunSlot
 from tests.materialize_support import POSTGRES_DSN, rows, write_lines
 
 pytest.importorskip("dbt.cli.main", reason="dbt-core is not installed")

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 
@@ -40,7 +41,6 @@ from afterload.core.schema import ColumnType
 from afterload.destinations.base import LockedError, Recovered, TableWrite
 from afterload.destinations.duckdb.connect import connect, literal
 from afterload.destinations.duckdb.destination import DuckDBDestination
-from afterload.destinations.duckdb.turns import DuckDBTurns
 
 log = logging.getLogger("afterload.duckdb")
 
@@ -55,6 +55,19 @@ def holder_of(message: str) -> str:
     if found is None:
         return "another process"
     return f"pid {found.group(2)} ({Path(found.group(1)).name})"
+
+
+class TurnLock(Protocol):
+    """Whose turn it is to open the file, between processes that agree to ask (afterload's
+    commits and the dbt runs it starts). Defined here so destinations need no trigger code."""
+
+    def acquire(self, timeout: float | None = None) -> int:
+        """Block until it is our turn; the descriptor to close to end it."""
+        ...
+
+    def busy(self) -> bool:
+        """Whether another party holds the turn now."""
+        ...
 
 
 class OwnerLock:
@@ -97,11 +110,11 @@ class SharedDuckDBDestination(DuckDBDestination):
         schema: str = "main",
         *,
         memory_limit: str | None = None,
-        turns: DuckDBTurns | None = None,
+        turns: TurnLock | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(path, schema, memory_limit=memory_limit)
-        self.turns = turns or DuckDBTurns(path)
+        self.turns = turns
         self.owner = OwnerLock(path)
         self._sleep = sleep
         self._turn: int | None = None
@@ -128,15 +141,18 @@ class SharedDuckDBDestination(DuckDBDestination):
     def _hold(self) -> duckdb.DuckDBPyConnection:
         if self._con is not None:
             return self._con
-        if self.turns.busy():
-            log.info("%s: a dbt run holds the file; the commit waits for it to end", self.path)
-        fd = self.turns.acquire()
+        fd = None
+        if self.turns is not None:
+            if self.turns.busy():
+                log.info("%s: a dbt run holds the file; the commit waits for it to end", self.path)
+            fd = self.turns.acquire()
         try:
             con = self._connect_politely()
             if self.memory_limit is not None:
                 con.execute(f"SET memory_limit = {literal(self.memory_limit)}")
         except BaseException:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
             raise
         self._con, self._turn = con, fd
         return con

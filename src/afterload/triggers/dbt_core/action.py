@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from afterload.destinations.duckdb.turns import DuckDBTurns
 from afterload.errors import AfterloadError
 from afterload.triggers.base import FireOutcome, RunEnd
 from afterload.triggers.dbt_core.config import DbtCoreTrigger, FireContext
+from afterload.triggers.dbt_core.locks import DuckDBTurns
 from afterload.triggers.dbt_core.process import DbtCoreRunner
 from afterload.triggers.dbt_core.run import DbtRun
 
