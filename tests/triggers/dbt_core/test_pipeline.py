@@ -225,4 +225,6 @@ def test_check_and_trigger_on_the_command_line(
     assert run_materialization(load_config(plain), once=True) == 0
     result = cli.invoke(app, ["trigger", str(config(tmp_path, project, select="broken")), "--wait"])
     assert result.exit_code == 1, result.output
-    assert "model.afterload_test.broken failed" in " ".join(result.output.split())
+    said = " ".join(result.output.split())
+    assert "dbt build: model.afterload_test.broken failed:" in said and "no_such_column" in said
+    assert "Traceback" not in said  # one sentence, as for every error a user can cause

@@ -81,15 +81,6 @@ async def test_a_build_succeeds_and_its_run_results_are_read(
     assert not runners.turns.busy() and runner.slot.holder() is None and gone(fired.run.pid)
 
 
-async def test_a_failing_model_is_one_sentence_and_an_error(runners: Runners) -> None:
-    result = await runners(select="broken").run()
-    assert isinstance(result, DbtResult)
-    assert (result.outcome, result.exit_code) == ("error", 1)
-    assert result.message.startswith("dbt build: model.afterload_test.broken failed:")
-    assert "no_such_column" in result.message
-    one_sentence(result)
-
-
 async def test_a_missing_project_and_a_profile_that_does_not_parse(
     runners: Runners, tmp_path: Path
 ) -> None:
@@ -254,9 +245,6 @@ async def test_postgres_connection_is_checked_in_one_sentence(runners: Runners) 
         con.execute(f"INSERT INTO \"{schema}\".orders VALUES (1, 12.5, 'paid'), (3, 30, 'paid')")
     try:
         env = {"TEST_PG_SCHEMA": schema, "TEST_SOURCE_SCHEMA": schema}
-        runner = runners(turns=False, env=env, target="postgres")
-        checked = await runner.check(connection=True)
-        assert checked.ok, checked.message
         bad = runners(turns=False, env={**env, "TEST_PG_DBNAME": "nosuchdb"}, target="postgres")
         checked = await bad.check(connection=True)
         assert not checked.ok
