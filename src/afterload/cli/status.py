@@ -19,6 +19,7 @@ from afterload.errors import AfterloadError
 from afterload.ndjson.sources import Source
 from afterload.triggers.dbt_cloud.client import DbtCloudClient
 from afterload.triggers.dbt_cloud.models import Run
+from afterload.triggers.dbt_core.locks import RunSlot
 
 
 def _size(n: int) -> str:
@@ -133,6 +134,11 @@ def _status(loaded: LoadedConfig, console: Console) -> int:
         console.print("no transaction committed yet", highlight=False)
     if config.dbt_job_trigger is not None:
         _show_runs(loaded, console)
+    if config.dbt_core_trigger is not None:
+        project = config.dbt_core_trigger.project_dir
+        holder = RunSlot(project).holder()
+        state = f"dbt (pid {holder}) is running" if holder else "no dbt running"
+        console.print(f"dbt Core project {project}: {state}", highlight=False, soft_wrap=True)
     return 0
 
 

@@ -228,3 +228,6 @@ def test_check_and_trigger_on_the_command_line(
     said = " ".join(result.output.split())
     assert "dbt build: model.afterload_test.broken failed:" in said and "no_such_column" in said
     assert "Traceback" not in said  # one sentence, as for every error a user can cause
+    result = cli.invoke(app, ["status", str(plain.with_name("afterload.yaml"))])
+    assert result.exit_code == 0, result.output
+    assert f"dbt Core project {project}: no dbt running" in " ".join(result.output.split())

@@ -190,6 +190,8 @@ class RunSlot:
 
     def holder(self) -> int | None:
         """The pid written by the current holder, if the slot is held and names one."""
+        if not self.path.exists():  # never taken: look without creating anything
+            return None
         if not self._lock.held():
             return None
         try:
