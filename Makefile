@@ -6,10 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test lint demo bench soak clean
 
-$(STAMP): pyproject.toml
+# dbt Core comes with the extras, so `make test` and `make demo` run real dbt; the constraint
+# keeps dbt-core below 1.12 (see constraints/dbt.txt).
+EXTRAS := dev,postgres,emulator,dbt-duckdb,dbt-postgres
+
+$(STAMP): pyproject.toml constraints/dbt.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,emulator]'
+	$(BIN)/python -m pip install --quiet -c constraints/dbt.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -43,6 +43,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "afterload.ndjson.sync_schedule",
         "afterload.triggers.dbt_cloud.config",
         "afterload.triggers.webhook.config",
+        "afterload.triggers.dbt_core.config",
     ),
     "afterload.pipeline": ("afterload",),
     "afterload.preflight": ("afterload",),
@@ -63,7 +64,7 @@ def imports(path: Path, *, at_import_time: bool = False) -> set[str]:
     run when the module is imported (its top level)."""
     found: set[str] = set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    nodes = tree.body if at_import_time else list(ast.walk(tree))
+    nodes: list[ast.AST] = list(tree.body) if at_import_time else list(ast.walk(tree))
     for node in nodes:
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module.startswith("afterload"):

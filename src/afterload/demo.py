@@ -3,7 +3,10 @@
 It starts the dbt Cloud emulator in-process on a free loopback port, shows what each trigger
 mode does, then generates a realistic order stream (a backfill, then inserts, updates and
 deletes) into NDJSON files, materializes it into a local DuckDB file, and prints live each
-commit, each trigger decision with its reason, and each emulated run's progress.
+commit, each trigger decision with its reason, and each emulated run's progress. With dbt
+Core installed (the ``dbt-duckdb`` extra) it also keeps the real dbt project in
+``examples/shop`` fresh on that file, and ends with its ``daily_revenue`` rows next to the same
+figures computed straight from the raw table.
 """
 
 from __future__ import annotations
@@ -111,6 +114,25 @@ class _OrderStream:
         self.written += count
 
 
+#: The example dbt project, beside the package in a checkout (``make demo`` runs from one).
+SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
+DBT_INTERVAL = 10
+
+
+def _dbt_core_available() -> str | None:
+    """Why the demo cannot run dbt Core, or None when it can."""
+    import importlib.util
+
+    if (
+        importlib.util.find_spec("dbt") is None
+        or importlib.util.find_spec("dbt.adapters.duckdb") is None
+    ):
+        return "dbt Core is not installed (pip install 'afterload[dbt-duckdb]')"
+    if not (SHOP / "dbt_project.yml").is_file():
+        return f"the example project {SHOP} is not there (run the demo from a checkout)"
+    return None
+
+
 class _Narrator(logging.Handler):
     """Turns the runtime's and the trigger's log records into the demo's live lines."""
 
@@ -122,8 +144,14 @@ class _Narrator(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         clock = f"[dim]{time.monotonic() - self.started:5.1f}s[/dim]"
-        if record.name == "afterload.trigger":
+        if record.name == "afterload.trigger.dbt_core":
+            if record.levelno >= logging.INFO:
+                text = text.removeprefix("dbt: ")
+                self.console.print(f"{clock} [blue]dbt core[/blue] {text}", highlight=False)
+        elif record.name == "afterload.trigger":
             self.console.print(f"{clock} [magenta]dbt[/magenta]     {text}", highlight=False)
+        elif record.name == "afterload.duckdb":
+            self.console.print(f"{clock} [cyan]duckdb[/cyan]  {text}", highlight=False)
         elif text.startswith("committed transaction"):
             self.console.print(f"{clock} [cyan]commit[/cyan]  {text}", highlight=False)
         elif record.levelno >= logging.WARNING:
@@ -145,17 +173,40 @@ def _watch_runs(
                 console.print(f"{clock} [green]run[/green]     {run['id']} is {state.lower()}")
 
 
+def _dbt_core_block(workdir: Path) -> str:
+    """The demo's ``dbt_core_trigger``: a copy of examples/shop (dbt writes into target/)."""
+    shutil.copytree(SHOP, workdir / "shop", ignore=shutil.ignore_patterns("target", "logs"))
+    return f"""\
+dbt_core_trigger:
+  project_dir: shop
+  command: build
+  mode: skip
+  interval: {DBT_INTERVAL}s
+"""
+
+
 def _stream(
-    console: Console, emulator: DbtCloudEmulator, url: str, seconds: float, workdir: Path
+    console: Console,
+    emulator: DbtCloudEmulator,
+    url: str,
+    seconds: float,
+    workdir: Path,
+    dbt_core: bool,
 ) -> tuple[Path, int]:
     console.rule("2. A live order stream into DuckDB, with the dbt job kept fresh")
     data = workdir / "data"
     config = workdir / "afterload.yaml"
-    config.write_text(_materialization_yaml() + _trigger_yaml(url))
+    core_block = _dbt_core_block(workdir) if dbt_core else ""
+    config.write_text(_materialization_yaml() + _trigger_yaml(url) + core_block)
     console.print(
         f"config {config}: orders by key /id, hard deletes, dbt job {STREAM_JOB} in skip "
         f"mode at most once every {INTERVAL}s"
     )
+    if dbt_core:
+        console.print(
+            f"and real dbt Core: `dbt build` of {workdir / 'shop'} (a copy of examples/shop) "
+            f"at most once every {DBT_INTERVAL}s, taking turns with the commits on the DuckDB file"
+        )
     stream = _OrderStream(data)
     stream.write("2026-11-01.jsonl", 12_000)  # the backfill: already there at start
     console.print("backfill: 12,000 order events waiting in data/orders/2026-11-01.jsonl")
@@ -179,7 +230,12 @@ def _stream(
     watched = threading.Event()
     loggers = [
         logging.getLogger(n)
-        for n in ("afterload.runtime", "afterload.materializer", "afterload.trigger")
+        for n in (
+            "afterload.runtime",
+            "afterload.materializer",
+            "afterload.trigger",
+            "afterload.duckdb",
+        )
     ]
     for lg in loggers:
         lg.addHandler(narrator)
@@ -258,7 +314,7 @@ def leave_config(config: Path) -> None:
 
 
 def _summary(console: Console, emulator: DbtCloudEmulator, warehouse: Path) -> None:
-    console.rule("3. Result")
+    console.rule("4. Result")
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         count = con.execute("SELECT count(*) FROM orders").fetchone()
@@ -305,6 +361,59 @@ def _summary(console: Console, emulator: DbtCloudEmulator, warehouse: Path) -> N
     console.print(f"and the ledger:  afterload runs {user_path(config)}", highlight=False)
 
 
+def _catch_up(console: Console, config: Path) -> bool:
+    """One last ``dbt build`` after the stream stopped, as ``afterload trigger --wait`` does."""
+    from afterload.pipeline import dbt_core_action
+
+    console.rule("3. dbt Core catches up with the last commit")
+    action = dbt_core_action(load_config(config))
+
+    async def build() -> bool:
+        try:
+            outcome = await action.fire()
+            if outcome.run_id is None:
+                console.print(f"[red]✗[/red] {outcome.message}", highlight=False)
+                return False
+            end = await action.wait(outcome, 300)
+            mark = "[green]✓[/green]" if end.result == "success" else "[red]✗[/red]"
+            console.print(f"{mark} {end.message}", highlight=False, soft_wrap=True)
+            return end.result == "success"
+        finally:
+            await action.aclose()
+
+    return asyncio.run(build())
+
+
+def _revenue(console: Console, warehouse: Path) -> None:
+    """daily_revenue as dbt built it, next to the same figures straight from the raw table."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        found = con.execute(
+            "WITH raw AS (SELECT cast(cast(created_at AS TIMESTAMPTZ) AS DATE) AS day, "
+            "count(*) AS orders, round(sum(amount), 2) AS revenue FROM orders GROUP BY 1) "
+            "SELECT coalesce(m.order_date, r.day), m.orders, m.revenue, "
+            "coalesce(r.orders, 0), coalesce(r.revenue, 0) "
+            "FROM daily_revenue m FULL JOIN raw r ON m.order_date = r.day ORDER BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    table = Table(
+        title="daily_revenue (dbt, incremental) next to a count straight from orders",
+        title_justify="left",
+    )
+    for col in ("day", "dbt orders", "dbt revenue", "raw orders", "raw revenue", ""):
+        table.add_column(col, justify="right")
+    same = 0
+    for day, orders, revenue, raw_orders, raw_revenue in found:
+        ok = orders == raw_orders and float(revenue or 0) == float(raw_revenue)
+        same += ok
+        mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
+        table.add_row(str(day), str(orders), str(revenue), str(raw_orders), str(raw_revenue), mark)
+    console.print(table)
+    verdict = "caught up" if same == len(found) else "NOT caught up"
+    console.print(f"daily_revenue: {same} of {len(found)} days match the raw table: {verdict}")
+
+
 def run_demo(console: Console, *, seconds: float, workdir: Path) -> int:
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -317,11 +426,21 @@ def run_demo(console: Console, *, seconds: float, workdir: Path) -> int:
             run_seconds=3.0,
         )
     )
+    why_not = _dbt_core_available()
     with EmulatorServer(emulator) as server:
         console.print(f"dbt Cloud emulator at {server.url} (account {ACCOUNT}); no account needed")
+        if why_not:
+            console.print(f"[yellow]no dbt Core part:[/yellow] {why_not}", highlight=False)
         asyncio.run(_modes(console, server.url))
-        warehouse, code = _stream(console, emulator, server.url, seconds, workdir)
+        warehouse, code = _stream(
+            console, emulator, server.url, seconds, workdir, dbt_core=why_not is None
+        )
         time.sleep(0.2)
-    if code == 0:
-        _summary(console, emulator, warehouse)
+    if code != 0:
+        return code
+    if why_not is None and not _catch_up(console, workdir / "afterload.yaml"):
+        return 1
+    _summary(console, emulator, warehouse)
+    if why_not is None:
+        _revenue(console, warehouse)
     return code

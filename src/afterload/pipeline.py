@@ -14,16 +14,18 @@ from typing import TYPE_CHECKING
 
 from afterload.clock import Clock
 from afterload.config.load import LoadedConfig
-from afterload.core.materializer import Materializer
+from afterload.core.materializer import Commit, Materializer
 from afterload.core.stopper import Stopper
 from afterload.destinations.base import Destination
-from afterload.destinations.factory import open_destination
+from afterload.destinations.factory import duckdb_path, open_shared
 from afterload.durable_triggers import DurableTriggers
 from afterload.ndjson.driver import NdjsonDriver
 from afterload.ndjson.progress import Progress
 from afterload.preflight import require_runnable
 from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
+from afterload.triggers.dbt_core.action import DbtCoreAction, dbt_env
+from afterload.triggers.dbt_core.locks import DuckDBTurns
 from afterload.triggers.ledger import FOLLOW_EVERY
 from afterload.triggers.runner import TriggerThread
 from afterload.triggers.webhook.runner import WebhookRunner
@@ -104,7 +106,30 @@ def trigger_actions(loaded: LoadedConfig, *, clock: Clock | None = None) -> list
         DbtCloudAction(settings, clock=clock, tables=tables)
         for settings in loaded.config.dbt_jobs()
     )
+    if loaded.config.dbt_core_trigger is not None:
+        actions.append(dbt_core_action(loaded))
     return actions
+
+
+def dbt_core_action(loaded: LoadedConfig) -> DbtCoreAction:
+    """The config's dbt Core trigger; on a DuckDB destination it takes turns with the commits."""
+
+    config = loaded.config
+    assert config.dbt_core_trigger is not None
+    path = duckdb_path(config.destination, loaded.base_dir)
+    destination = config.destination
+    if path is not None:
+        schema = destination.duckdb.schema_ if destination and destination.duckdb else "main"
+    else:
+        assert destination is not None and destination.postgres is not None
+        schema = destination.postgres.schema_
+    return DbtCoreAction(
+        config.dbt_core_trigger,
+        materialization=loaded.name,
+        tables=[b.table for b in config.bindings],
+        turns=DuckDBTurns(path) if path is not None else None,
+        env=dbt_env(path, schema),
+    )
 
 
 def webhook_runners(loaded: LoadedConfig, *, clock: Clock | None = None) -> list[WebhookRunner]:
@@ -147,17 +172,14 @@ def materialize(
     destination: Destination | None = None
     driver: NdjsonDriver | None = None
     try:
-        destination = open_destination(loaded.config.destination, loaded.base_dir)
+        # DuckDB is held only while committing, so readers and dbt can use it in between.
+        path = duckdb_path(loaded.config.destination, loaded.base_dir)
+        turns = DuckDBTurns(path) if path is not None else None
+        destination = open_shared(loaded.config.destination, loaded.base_dir, turns=turns)
         if triggers is not None:
             triggers.check_access()
         core = Materializer(destination, loaded.name, clock=clock)
-        durable: DurableTriggers | None = None
-        if triggers is not None:
-            durable = DurableTriggers(
-                actions, core, destination, clock=clock, follow_every=follow_every
-            )
-            triggers.bind = durable.bind
-        _listen(core, actions, triggers, webhooks)
+        durable = _wire(core, destination, actions, triggers, webhooks, clock, follow_every)
         if metrics is not None:
             core.listeners.append(metrics.committed)
         driver = NdjsonDriver(loaded, core, stopper=stopper, progress=progress)
@@ -173,7 +195,13 @@ def materialize(
             )
         if triggers is not None:
             assert durable is not None
-            triggers.start(initial_fire=durable.initial_fire)
+            # dbt Core on a destination nothing was ever committed to has nothing to cover
+            # yet (its sources do not even exist): its first run waits for the first commit.
+            fresh = [a for a in actions if isinstance(a, DbtCoreAction)]
+            triggers.start(
+                initial_fire=durable.initial_fire,
+                not_initially=fresh if not core.resumed_from else (),
+            )
         driver.run_follow()
         _stop_webhooks(driver, triggers)
         return _report(core, driver, triggers, seconds=time.monotonic() - started)
@@ -186,6 +214,35 @@ def materialize(
         finally:
             if destination is not None:
                 destination.close()
+
+
+def _wire(
+    core: Materializer,
+    destination: Destination,
+    actions: list[TriggerAction],
+    triggers: TriggerThread | None,
+    webhooks: list[WebhookRunner],
+    clock: Clock | None,
+    follow_every: float,
+) -> DurableTriggers | None:
+    """The triggers' durable memory and ledger, and their commit listeners."""
+    durable: DurableTriggers | None = None
+    if triggers is not None:
+        durable = DurableTriggers(
+            actions, core, destination, clock=clock, follow_every=follow_every
+        )
+        triggers.bind = durable.bind
+        windows = [a for a in actions if isinstance(a, DbtCoreAction)]
+        if windows:
+
+            def heard(commit: Commit) -> None:
+                if commit.documents > 0:
+                    for action in windows:
+                        action.note_commit(commit.published_at)
+
+            core.listeners.append(heard)
+    _listen(core, actions, triggers, webhooks)
+    return durable
 
 
 def _listen(
@@ -245,14 +302,27 @@ def _once(
         return _report(core, driver, triggers, seconds=seconds)
     if not triggers.actions:
         return _report(core, driver, triggers, seconds=seconds)
-    outcomes = triggers.fire_now()
-    waited = None
-    if wait:
-        for action, outcome in zip(triggers.actions, outcomes, strict=True):
-            if outcome.started and outcome.run_id is not None:
-                waited = triggers.call(action.wait(outcome, timeout or DEFAULT_WAIT))
-        triggers.look_at_runs()
+    waited = _fire_and_wait(triggers, wait=wait, timeout=timeout)
     return _report(core, driver, triggers, waited=waited, seconds=seconds)
+
+
+def _fire_and_wait(triggers: TriggerThread, *, wait: bool, timeout: float | None) -> RunEnd | None:
+    """Fire every trigger once; wait for the runs with ``wait`` (dbt Core always)."""
+    waited = None
+    outcomes = triggers.fire_now()
+    for action, outcome in zip(triggers.actions, outcomes, strict=True):
+        if not (outcome.started and outcome.run_id is not None):
+            continue
+        # dbt Core runs in our child process, which must not outlive us: always wait for it
+        # (its end is logged); --wait makes its result the exit code, as for dbt Cloud.
+        if wait or isinstance(action, DbtCoreAction):
+            end = triggers.call(action.wait(outcome, timeout or DEFAULT_WAIT))
+            log.log(logging.INFO if end.result == "success" else logging.WARNING, "%s", end.message)
+            if wait:
+                waited = end
+    if wait:
+        triggers.look_at_runs()
+    return waited
 
 
 def _report(

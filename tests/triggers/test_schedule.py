@@ -179,3 +179,102 @@ def test_stop_cancels_what_is_scheduled() -> None:
     core.start(0.0)
     core.stop()
     assert core.due_at is None and not core.begin(0.0)
+
+
+# -- runs that must succeed to cover data (dbt Core) ------------------------------------------
+
+
+@dataclass
+class Run:
+    begin: float
+    end: float
+    success: bool
+    covers: int
+    fires_before_end: int = 0
+
+
+def simulate_confirmed(
+    core: TriggerCore, commits: list[tuple[float, int]], runs: list[tuple[float, bool]]
+) -> tuple[list[float], list[Run], list[tuple[float, int]]]:
+    """Fires take no time; a started run lasts (duration, success); while one runs, a fire
+    is skipped (mode skip). Returns fire times, runs, data commits (time, sequence)."""
+    pending = sorted(commits)
+    outcomes = iter(runs)
+    fires: list[float] = []
+    done: list[Run] = []
+    seen: list[tuple[float, int]] = []
+    active: Run | None = None
+    core.start(0.0)
+    now = 0.0
+    for key in range(10_000):
+        candidates = [pending[0][0]] if pending else []
+        if active is not None:
+            candidates.append(active.end)
+        if core.due_at is not None:
+            candidates.append(core.due_at)
+        if not candidates:
+            return fires, done, seen
+        now = max(now, min(candidates))
+        if active is not None and active.end <= now:
+            core.run_ended(now, id(active), success=active.success)
+            active.fires_before_end = len(fires)
+            done.append(active)
+            active = None
+            continue
+        if pending and pending[0][0] <= now:
+            t, docs = pending.pop(0)
+            core.commit(t, docs)
+            if docs > 0:
+                seen.append((t, core.commits))
+            continue
+        assert core.begin(now), key
+        fires.append(now)
+        if active is not None:
+            core.finish(now, started=False)
+            continue
+        duration, success = next(outcomes, (1.0, True))
+        active = Run(now, now + duration, success, core.in_flight or 0)
+        core.finish(now, started=True, confirm=id(active))
+    raise AssertionError("simulation did not settle")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    intervals,
+    commit_lists,
+    st.lists(st.tuples(st.floats(0.0, 3000.0, allow_nan=False), st.booleans()), max_size=20),
+)
+def test_only_a_successful_run_covers_data(
+    interval: float, commits: list[tuple[float, int]], runs: list[tuple[float, bool]]
+) -> None:
+    core = TriggerCore(interval)
+    fires, done, seen = simulate_confirmed(core, commits, runs)
+    assert not core.pending and not core.awaiting and core.due_at is None
+    for a, b in itertools.pairwise(fires):
+        assert b - a >= interval - 1e-9  # at most one fire per interval
+    successes = [r for r in done if r.success]
+    # the start-up fire and every data commit have a successful run begun after them
+    assert successes and successes[-1].covers == core.commits
+    for t, seq in seen:
+        assert any(r.begin >= t and r.covers >= seq for r in successes)
+    # after a failed run the data is tried again: an interval after the last fire, and no
+    # sooner than the floor unless new data came meanwhile (so 0s cannot spin on a failure)
+    for failed in (r for r in done if not r.success):
+        before, later = fires[failed.fires_before_end - 1], fires[failed.fires_before_end :]
+        assert later and later[0] - before >= interval - 1e-9
+        if not any(failed.begin <= t <= failed.end for t, _ in seen):
+            assert later[0] - before >= max(interval, core.retry_floor) - 1e-9
+
+
+def test_a_failed_run_leaves_data_pending_until_the_next_interval() -> None:
+    core = TriggerCore(60.0)
+    core.start(0.0)
+    assert core.begin(0.0)
+    core.finish(0.0, started=True, confirm=7)
+    assert core.pending and core.due_at is None  # running: nothing else scheduled
+    core.run_ended(20.0, 7, success=False)
+    assert core.pending and core.due_at == 60.0  # retried an interval after the fire
+    assert core.begin(60.0)
+    core.finish(60.0, started=True, confirm=8)
+    core.run_ended(70.0, 8, success=True)
+    assert not core.pending and core.due_at is None

@@ -15,6 +15,7 @@ from afterload.config.load import LoadedConfig, load_config
 from afterload.destinations.factory import duckdb_path, probe_destination
 from afterload.errors import AfterloadError, ConfigError
 from afterload.ndjson.sources import Source
+from afterload.pipeline import dbt_core_action
 from afterload.preflight import preflight
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
 from afterload.triggers.dbt_cloud.client import DbtCloudClient
@@ -121,14 +122,25 @@ def run_checks(config: Path, console: Console, *, as_json: bool = False) -> int:
             checks.add("destination", "ok", f"destination: {found}")
     for warning in unmatched_sources(loaded):
         checks.add("source", "warning", warning)
+    if loaded.config.dbt_core_trigger is not None:
+        check_dbt_core(loaded, checks)
     jobs = loaded.config.dbt_jobs()
     if not jobs:
-        if not loaded.config.trigger_cleared:
+        if not loaded.config.trigger_cleared and loaded.config.dbt_core_trigger is None:
             checks.add("dbt_job", "ok", "no dbt_job_trigger block: no job will be triggered")
         return checks.finish()
     for settings in jobs:
         _reach_job(settings, checks)
     return checks.finish()
+
+
+def check_dbt_core(loaded: LoadedConfig, checks: Checks) -> None:
+    """``dbt parse`` of the project with its profile: proves both without writing anything
+    but dbt's own target/ folder (the warehouse is not opened)."""
+    action = dbt_core_action(loaded)
+    result = asyncio.run(action.runner.check())
+    outcome: Outcome = "ok" if result.ok else "failed"
+    checks.add("dbt_core", outcome, f"{result.message} ({result.seconds:.1f}s)")
 
 
 def _reach_job(settings: DbtJobTrigger, checks: Checks) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -21,12 +22,13 @@ from afterload.cli.ledger_view import (
 )
 from afterload.config.load import LoadedConfig
 from afterload.core.checkpoint import Checkpoint
-from afterload.destinations.base import LockedError, Recovered
+from afterload.destinations.base import LockedError, Recovered, StatusReader
 from afterload.destinations.factory import duckdb_path, open_status
 from afterload.errors import AfterloadError
 from afterload.ndjson.sources import Source
 from afterload.triggers.dbt_cloud.client import DbtCloudClient
 from afterload.triggers.dbt_cloud.models import Run
+from afterload.triggers.dbt_core.locks import RunSlot
 
 
 def _size(n: int | float) -> str:
@@ -73,7 +75,7 @@ def _read(loaded: LoadedConfig) -> tuple[str, Recovered | None, dict[str, int | 
     path = duckdb_path(config.destination, loaded.base_dir)
     where = str(path) if path is not None else ""
     try:
-        reader = open_status(config.destination, loaded.base_dir)
+        reader = _open_when_free(loaded)
     except LockedError as exc:
         note = f"{exc}; committed offsets and row counts cannot be read while it runs"
         return where, None, {}, note
@@ -85,6 +87,22 @@ def _read(loaded: LoadedConfig) -> tuple[str, Recovered | None, dict[str, int | 
     finally:
         reader.close()
     return reader.name, info, counts, None
+
+
+#: A following ``afterload run`` holds a DuckDB file only while it commits: try this long.
+FREE_WITHIN = 3.0
+
+
+def _open_when_free(loaded: LoadedConfig) -> StatusReader | None:
+    """Open the committed state, waiting up to :data:`FREE_WITHIN` for a commit to end."""
+    deadline = time.monotonic() + FREE_WITHIN
+    while True:
+        try:
+            return open_status(loaded.config.destination, loaded.base_dir)
+        except LockedError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 NAME_WIDTH = 16
@@ -227,6 +245,12 @@ def _status(loaded: LoadedConfig, console: Console, *, as_json: bool = False) ->
     print_trigger_status(state.triggers, console)
     if state.dbt_job is not None:
         _show_runs(state.dbt_job, console)
+    config = loaded.config
+    if config.dbt_core_trigger is not None:
+        project = config.dbt_core_trigger.project_dir
+        holder = RunSlot(project).holder()
+        doing = f"dbt (pid {holder}) is running" if holder else "no dbt running"
+        console.print(f"dbt Core project {project}: {doing}", highlight=False, soft_wrap=True)
     return 0
 
 

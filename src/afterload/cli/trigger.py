@@ -9,7 +9,9 @@ import typer
 
 from afterload.cli.app import ConfigArg, app, err, fail, load, out, trigger_block, wait_seconds
 from afterload.cli.run import EXIT_CODES
+from afterload.config.load import LoadedConfig
 from afterload.errors import AfterloadError
+from afterload.pipeline import dbt_core_action
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
 
 
@@ -25,6 +27,8 @@ def trigger(
     """
     wait_for = wait_seconds(timeout)
     loaded = load(config)
+    if loaded.config.dbt_core_trigger is not None and loaded.config.dbt_job_trigger is None:
+        raise typer.Exit(trigger_dbt_core(loaded, wait=wait, timeout=wait_for))
     settings = trigger_block(loaded)
     tables = [binding.table for binding in loaded.config.bindings]
 
@@ -52,3 +56,29 @@ def trigger(
     except AfterloadError as exc:
         fail(exc)
     raise typer.Exit(code)
+
+
+def trigger_dbt_core(loaded: LoadedConfig, *, wait: bool, timeout: float) -> int:
+    """One dbt Core fire now. dbt is this process's child and must not outlive it, so the
+    command always waits for it; ``--wait`` makes its result the exit code (0/1/2/3)."""
+
+    async def go() -> int:
+        action = dbt_core_action(loaded)
+        try:
+            outcome = await action.fire()
+            if outcome.kind == "failed":
+                err.print(f"[red]✗[/red] {action.label}: {outcome.message}", soft_wrap=True)
+                return EXIT_CODES["error"]
+            out.print(f"{action.label}: {outcome.message}", soft_wrap=True, highlight=False)
+            if outcome.run_id is None:
+                return EXIT_CODES["success"]
+            end = await action.wait(outcome, timeout)
+            out.print(end.message, soft_wrap=True, highlight=False)
+            return EXIT_CODES[end.result] if wait else EXIT_CODES["success"]
+        finally:
+            await action.aclose()
+
+    try:
+        return asyncio.run(go())
+    except AfterloadError as exc:
+        fail(exc)

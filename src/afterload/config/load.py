@@ -160,7 +160,8 @@ def _parse_config(text: str, path: Path) -> Config:
     if env_problems:
         raise ConfigError([f"{name}: {p}" for p in env_problems])
     try:
-        return Config.model_validate(data)
+        # Relative paths inside blocks (a dbt project) are the config file's, not the cwd's.
+        return Config.model_validate(data, context={"config_dir": path.resolve().parent})
     except ValidationError as e:
         raise ConfigError(validation_problems(e, lines, name)) from None
 

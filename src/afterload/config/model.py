@@ -11,6 +11,7 @@ from afterload.fields import NAME_PATTERN, Strict
 from afterload.ndjson.config import Binding, TransactionLimits
 from afterload.ndjson.sync_schedule import SyncSchedule
 from afterload.triggers.dbt_cloud.config import DbtJobTrigger, is_cleared
+from afterload.triggers.dbt_core.config import DbtCoreTrigger
 from afterload.triggers.webhook.config import WebhookTriggers
 
 
@@ -43,6 +44,11 @@ class Config(Strict):
         "commits that stored documents.",
     )
 
+    dbt_core_trigger: DbtCoreTrigger | None = Field(
+        default=None,
+        description="Optional: a local dbt project to build (dbt Core) after commits; "
+        "paths are relative to the config file.",
+    )
     _trigger_cleared: bool = PrivateAttr(default=False)
 
     @model_validator(mode="wrap")

@@ -10,7 +10,7 @@ handed over, so nothing the driver does next can change it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
@@ -45,6 +45,16 @@ class Committer(Generic[T]):
         """Settle the commit in flight if it already finished (cheap; called while reading)."""
         if self._in_flight is not None and self._in_flight[0].done():
             self.settle()
+
+    def settle_within(self, seconds: float) -> bool:
+        """Settle the commit in flight if it ends within ``seconds``; False if it is still going
+        (waiting for the destination: a DuckDB file another process holds)."""
+        if self._in_flight is not None:
+            done, _ = wait([self._in_flight[0]], timeout=seconds)
+            if not done:
+                return False
+        self.settle()
+        return True
 
     def settle(self) -> None:
         """Wait for the commit in flight, if any; its error is raised here."""

@@ -100,6 +100,8 @@ class Materializer:
         self.stamp: TriggerStamp | None = None
         """Fills the checkpoint's ``triggers`` for each commit (the triggers' durable state)."""
         self._triggers: dict[str, JsonValue] = {}
+        self.resumed_from = 0
+        """Transactions committed before this run (by earlier processes), known after open."""
         self._committer: Committer[_Pending] = Committer(self._committed)
 
     def open(self) -> Recovered:
@@ -111,6 +113,7 @@ class Materializer:
             source.restore(recovered.checkpoint.triggers)
         for listener in self.opened:
             listener(recovered)
+        self.resumed_from = recovered.transactions
         if recovered.committed_at is not None:
             log.info(
                 "%s: resuming after transaction %d committed at %s",
@@ -169,10 +172,19 @@ class Materializer:
         checkpoint = checkpoint.model_copy(update={"triggers": triggers})
         pending = _Pending(txn, writes, started, quiet, stamp)
 
+        release = None if txn.full else getattr(self.destination, "release", None)
+
         def store() -> None:
             self.destination.commit(writes, checkpoint, published)
+            if release is not None:
+                release()  # caught up: a destination shared with readers lets them in now
 
         self._committer.run(store, pending, overlap=overlap)
+
+    @property
+    def busy(self) -> bool:
+        """A commit is in flight (handed to the commit thread, perhaps waiting for the file)."""
+        return self._committer.busy
 
     def poll(self) -> None:
         """Settle a commit in flight that already finished, so listeners hear of it soon."""
@@ -181,6 +193,10 @@ class Materializer:
     def settle(self) -> None:
         """Wait for the commit in flight, if any; its error is raised here."""
         self._committer.settle()
+
+    def settle_within(self, seconds: float) -> bool:
+        """As :meth:`settle`, but give up after ``seconds`` (False: still in flight)."""
+        return self._committer.settle_within(seconds)
 
     @contextmanager
     def draining(self) -> Iterator[None]:

@@ -7,12 +7,16 @@ only by configs that use it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from afterload.destinations.base import Destination, LockedError, StatusReader
 from afterload.destinations.config import DestinationConfig
 from afterload.destinations.duckdb.config import DuckDBConfig
 from afterload.destinations.postgres.config import PostgresConfig
 from afterload.errors import AfterloadError
+
+if TYPE_CHECKING:
+    from afterload.destinations.duckdb.shared import TurnLock
 
 DEFAULT_DUCKDB = DuckDBConfig()
 
@@ -47,6 +51,22 @@ def open_destination(config: DestinationConfig | None, base_dir: Path) -> Destin
 
     return DuckDBDestination(
         _resolve(base_dir, duck.path), duck.schema_, memory_limit=duck.memory_limit
+    )
+
+
+def open_shared(
+    config: DestinationConfig | None, base_dir: Path, *, turns: TurnLock | None = None
+) -> Destination:
+    """As :func:`open_destination`, for ``afterload run``: a DuckDB file is held only while
+    committing, so readers and dbt can open it between commits (see ``duckdb/shared.py``);
+    ``turns`` is the lock it shares with the dbt runs afterload starts."""
+    duck = _duckdb(config)
+    if duck is None:
+        return open_destination(config, base_dir)
+    from afterload.destinations.duckdb.shared import SharedDuckDBDestination
+
+    return SharedDuckDBDestination(
+        _resolve(base_dir, duck.path), duck.schema_, memory_limit=duck.memory_limit, turns=turns
     )
 
 

@@ -33,6 +33,9 @@ POLL_SECONDS = 0.2
 REFRESH_SECONDS = 1.0
 """How often globs are expanded again for new files when following."""
 LOGGED_REJECTS = 20
+COMMIT_PATIENCE = 1.0
+"""How long a due transaction waits for the commit before it; past that the commit is taken
+to wait for the destination, and reading goes on (up to the transaction limit)."""
 
 
 class NdjsonDriver:
@@ -245,7 +248,9 @@ class NdjsonDriver:
             while True:
                 txn = self._read_follow()
                 if not txn.empty():
-                    self._commit(txn, overlap=txn.full and not self.stopper.requested)
+                    # Every commit goes to the commit thread, so reading goes on while it
+                    # waits for the destination (a DuckDB file held by dbt or a reader).
+                    self._commit(txn, overlap=not self.stopper.requested)
                     self.previous_full = txn.full
                 if self.stopper.requested:
                     return
@@ -270,13 +275,15 @@ class NdjsonDriver:
                 break
             if read:
                 continue
-            # Caught up: let the commit in flight finish, so the trigger hears of it now and
-            # not when the next transaction is ready.
-            self.core.settle()
+            # Caught up: settle the commit in flight if it finished, so the trigger hears of
+            # it now and not when the next transaction is ready. One still waiting for the
+            # destination is not waited for: reading goes on, up to the transaction limit.
+            self.core.poll()
             if txn.empty() and self.core.states_changed():
                 self._commit(Transaction(), quiet=True)
             now = self.core.clock.wall()
-            if not txn.empty() and (not_before is None or now >= not_before):
+            due = not_before is None or now >= not_before
+            if not txn.empty() and due and self.core.settle_within(COMMIT_PATIENCE):
                 break
             if self._only_closed_stdin():
                 break

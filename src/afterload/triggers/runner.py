@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from afterload.clock import Clock, SystemClock
 from afterload.errors import AfterloadError
-from afterload.triggers.base import FireOutcome, TriggerAction
+from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.ledger import FollowsRuns, LedgerRecorder
 from afterload.triggers.memory import Mark, TriggerMemory
 from afterload.triggers.schedule import RETRY_FLOOR, TriggerCore
@@ -65,6 +65,9 @@ class JobTrigger:
         self._inbox = threading.Lock()
         self._reported = 0
         self._idle = False
+        # Kinds whose runs must succeed to cover data (dbt Core) are watched to their end.
+        self._confirms = bool(getattr(action, "confirms", False))
+        self._watching: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"JobTrigger({self.action!r})"
@@ -134,6 +137,8 @@ class JobTrigger:
                     await asyncio.wait_for(
                         self.recorder.look(self.action.run_state), timeout=min(grace, 5.0)
                     )
+        for watcher in list(self._watching):
+            watcher.cancel()
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=grace)
@@ -166,8 +171,13 @@ class JobTrigger:
                         log.exception("%s: unexpected error", self.action.label)
                         outcome = FireOutcome("failed", f"failed ({type(exc).__name__})")
                     await self._remember(outcome, covering)
+                confirm = None
+                if self._confirms and outcome.started and outcome.run_id is not None:
+                    confirm = outcome.run_id
+                    self._watch_run(outcome)
                 covered = outcome.started and outcome.covers
-                self.core.finish(self.clock.monotonic(), started=covered)
+                now = self.clock.monotonic()
+                self.core.finish(now, started=covered, confirm=confirm)
                 self._record(outcome)
                 continue
             with self._inbox:
@@ -177,6 +187,35 @@ class JobTrigger:
                 self._idle = self.core.due_at is None
             due = self.core.due_at
             await self._sleep_or_wake(None if due is None else due - now)
+
+    def _watch_run(self, outcome: FireOutcome) -> None:
+        """Follow a started run to its end: only a success covers the data it was fired for."""
+        key = outcome.run_id
+        assert key is not None
+
+        async def watch() -> None:
+            try:
+                end = await self.action.wait(outcome, float("inf"))
+            except Exception as exc:  # a bug must not leave the data claimed forever
+                log.exception("%s: unexpected error", self.action.label)
+                end = RunEnd("error", f"failed ({type(exc).__name__})")
+            success = end.result == "success"
+            self.core.run_ended(self.clock.monotonic(), key, success=success)
+            self._wake.set()
+            if success:
+                log.info("%s: %s", self.action.label, end.message)
+                return
+            due = self.core.due_at
+            later = ""
+            if due is not None:
+                wait = max(0.0, due - self.clock.monotonic())
+                at = (self.clock.wall() + timedelta(seconds=wait)).astimezone()
+                later = f"; the data stays pending, next try at {at.strftime('%H:%M:%S')}"
+            log.warning("%s: %s%s", self.action.label, end.message, later)
+
+        task = asyncio.create_task(watch(), name=f"afterload-watch {self.action.label} {key}")
+        self._watching.add(task)
+        task.add_done_callback(self._watching.discard)
 
     async def _sleep_or_wake(self, seconds: float | None) -> None:
         waiter = asyncio.ensure_future(self._wake.wait())
@@ -267,16 +306,23 @@ class TriggerThread:
         """The triggers, made now if not yet (each bound to its memory and ledger)."""
         return self._ensure_triggers()
 
-    def start(self, *, initial_fire: bool | Callable[[JobTrigger], bool]) -> None:
+    def start(
+        self,
+        *,
+        initial_fire: bool | Callable[[JobTrigger], bool],
+        not_initially: Sequence[TriggerAction] = (),
+    ) -> None:
         """Start every trigger's background task (the follow loop); ``initial_fire`` may
-        decide per trigger (``on_start: pending``)."""
+        decide per trigger (``on_start: pending``); the actions in ``not_initially`` make no
+        start-up fire."""
 
         triggers = self._ensure_triggers()
 
         async def start_all() -> None:
             for trigger in triggers:
                 fire = initial_fire(trigger) if callable(initial_fire) else initial_fire
-                await trigger.start(initial_fire=fire)
+                first = fire and not any(trigger.action is a for a in not_initially)
+                await trigger.start(initial_fire=first)
             for other in self.background:
                 await other.start()
 

@@ -9,7 +9,7 @@ after its retries, is tried again an interval later. No I/O, so property tests d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: After a skipped or failed fire, wait at least this long even when ``interval`` is shorter,
 #: so a ``0s`` interval never turns into a busy loop against the target.
@@ -23,6 +23,11 @@ class TriggerCore:
     ``commits`` counts data commits (the start-up fire counts as one: data committed by an
     earlier process may not have a run yet); ``covered`` is the count a successful fire has
     covered. Data is pending while ``commits > covered``.
+
+    A kind whose runs must *succeed* to cover data (dbt Core: a failing model leaves the data
+    pending) finishes a fire with ``confirm``: the commits it would cover wait in
+    ``awaiting`` until :meth:`run_ended` says how the run ended. While they wait no new fire
+    is scheduled for them; a failed run schedules a retry an interval later.
     """
 
     interval: float
@@ -33,6 +38,7 @@ class TriggerCore:
     due_at: float | None = None
     in_flight: int | None = None
     stopped: bool = False
+    awaiting: dict[int, int] = field(default_factory=dict)
 
     @property
     def pending(self) -> bool:
@@ -61,18 +67,43 @@ class TriggerCore:
         self.due_at = None
         return True
 
-    def finish(self, now: float, *, started: bool) -> None:
-        """The fire ended; ``started`` means a run now exists that was created after it began."""
+    def finish(self, now: float, *, started: bool, confirm: int | None = None) -> None:
+        """The fire ended; ``started`` means a run now exists that was created after it began.
+
+        With ``confirm`` (a key for that run) the run covers the data only once
+        :meth:`run_ended` reports its success.
+        """
         if self.in_flight is None:
             raise RuntimeError("finish() without begin()")
-        if started:
+        if started and confirm is not None:
+            self.awaiting[confirm] = self.in_flight
+        elif started:
             self.covered = max(self.covered, self.in_flight)
         self.in_flight = None
-        if self.stopped or not self.pending:
+        if self.stopped or not self.unclaimed:
             return
         assert self.last_fire is not None
         gap = self.interval if started else max(self.interval, self.retry_floor)
         self.due_at = max(now, self.last_fire + gap)
+
+    @property
+    def unclaimed(self) -> bool:
+        """Commits that neither a finished run covers nor a running one may cover."""
+        return self.commits > max(self.covered, *self.awaiting.values(), 0)
+
+    def run_ended(self, now: float, key: int, *, success: bool) -> None:
+        """A run started with ``confirm=key`` ended; only a success covers its commits."""
+        covers = self.awaiting.pop(key, None)
+        if covers is None:
+            return
+        if success:
+            self.covered = max(self.covered, covers)
+        if self.stopped or self.in_flight is not None or self.due_at is not None:
+            return
+        if not self.unclaimed:
+            return
+        gap = self.interval if success else max(self.interval, self.retry_floor)
+        self.due_at = max(now, (now if self.last_fire is None else self.last_fire) + gap)
 
     def stop(self) -> None:
         self.stopped = True

@@ -42,7 +42,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     except ValueError:
         pass
     try:
-        when = parsedate_to_datetime(value)
+        when: datetime = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
