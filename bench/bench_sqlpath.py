@@ -28,8 +28,8 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 from bench_duckdb import DATA, standard_inputs  # noqa: E402
 
-from afterload import sqlpath  # noqa: E402
-from afterload.schema import TableShape  # noqa: E402
+import sqlpath_prototype as sqlpath  # noqa: E402
+from afterload.core.schema import TableShape  # noqa: E402
 
 TXN = 200_000
 

@@ -47,6 +47,7 @@ class DuckDBDestination(Writer):
         self._materialization: str | None = None
         self._fence = 0
         self._tables: dict[str, dict[str, ColumnType]] = {}
+        self._keyed: dict[str, bool] = {}
         self._stage_dir: Path | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -106,6 +107,7 @@ class DuckDBDestination(Writer):
         with contextlib.suppress(duckdb.Error):
             self.con.rollback()
         self._tables.clear()  # DDL rolled back too: read the catalog again
+        self._keyed.clear()
 
     # -- tables ------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from afterload.schema import ColumnType, LineProblem, TableShape
+from afterload.core.schema import ColumnType, LineProblem, TableShape
 
 STAGE = "_afterload_stage"
 
