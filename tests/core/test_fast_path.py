@@ -224,6 +224,7 @@ class Recording:
 
     name = "recording"
     stores_nul = True
+    optional_document = True
     wide_ints: int | None = 128
 
     def __init__(self, delay: float = 0.05, fail_at: int | None = None) -> None:

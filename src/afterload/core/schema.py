@@ -164,6 +164,8 @@ class TableShape:
         self.version = 0
         """Bumped on every change, so a destination knows when to look at its DDL again."""
         self.key = [_top_level(binding, p) for p in key]
+        self.store_document = True
+        """Whether the destination keeps each document whole in ``flow_document``."""
         for name in self.key:
             self._reserve(name)
 
@@ -197,6 +199,7 @@ class TableShape:
         """A copy that later observations cannot change, for a commit running in another thread."""
         copy = TableShape.__new__(TableShape)
         copy.binding, copy.delta, copy.key = self.binding, self.delta, list(self.key)
+        copy.store_document = self.store_document
         copy.wide_ints, copy._check_wide = self.wide_ints, self._check_wide
         copy.columns = {n: replace(c) for n, c in self.columns.items()}
         copy._lower = dict(self._lower)

@@ -37,6 +37,8 @@ class Catalog:
     _con: duckdb.DuckDBPyConnection | None
     _tables: dict[str, dict[str, ColumnType]]
     _keyed: dict[str, bool]
+    _documents: dict[str, str]
+    """Per table: flow_document is "required" (NOT NULL), "optional" or "absent"."""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -52,7 +54,7 @@ class Catalog:
         if cached is not None:
             return dict(cached)
         rows = self.con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
             "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             [self.schema, table],
         ).fetchall()
@@ -60,9 +62,17 @@ class Catalog:
             return None
         cols = {
             str(name): _DUCKDB_TYPES.get(str(dtype).upper(), ColumnType.JSON)
-            for name, dtype in rows
+            for name, dtype, _ in rows
             if name not in (DOCUMENT_COLUMN, PUBLISHED_COLUMN)
         }
+        self._documents[table] = next(
+            (
+                "required" if null == "NO" else "optional"
+                for n, _, null in rows
+                if n == DOCUMENT_COLUMN
+            ),
+            "absent",
+        )
         self._tables[table] = cols
         return dict(cols)
 
@@ -75,14 +85,27 @@ class Catalog:
             for col in shape.ordered():
                 null = " NOT NULL" if col.key else ""
                 defs.append(f"{quote(col.name)} {col.type.value}{null}")
-            defs.append(f"{quote(DOCUMENT_COLUMN)} JSON NOT NULL")
+            if shape.store_document:
+                defs.append(f"{quote(DOCUMENT_COLUMN)} JSON NOT NULL")
             defs.append(f"{quote(PUBLISHED_COLUMN)} TIMESTAMPTZ NOT NULL")
             # No PRIMARY KEY: the merge (DELETE … USING the staged keys, then INSERT) keeps
             # keys unique, and a key index cost DuckDB more than it saved (bench/RESULTS.md).
             con.execute(f"CREATE TABLE {self._q(table)} ({', '.join(defs)})")
             self._tables[table] = {c.name: c.type for c in shape.columns.values()}
             self._keyed[table] = False
+            self._documents[table] = "required" if shape.store_document else "absent"
             return True
+        document = self._documents.get(table)
+        if shape.store_document and document == "absent":
+            # A table made without flow_document gets it back; older rows hold NULL.
+            con.execute(f"ALTER TABLE {self._q(table)} ADD COLUMN {quote(DOCUMENT_COLUMN)} JSON")
+            self._documents[table] = "optional"
+        elif not shape.store_document and document == "required":
+            # Left out from now on: the column stays, NULL in the rows committed without it.
+            con.execute(
+                f"ALTER TABLE {self._q(table)} ALTER COLUMN {quote(DOCUMENT_COLUMN)} DROP NOT NULL"
+            )
+            self._documents[table] = "optional"
         for col in shape.ordered():
             have = existing.get(col.name)
             if have is None:

@@ -35,6 +35,7 @@ class DuckDBDestination(Writer):
 
     stores_nul = True
     wide_ints: int | None = 128
+    optional_document = True
 
     def __init__(
         self, path: Path, schema: str = "main", *, memory_limit: str | None = None
@@ -48,6 +49,7 @@ class DuckDBDestination(Writer):
         self._fence = 0
         self._tables: dict[str, dict[str, ColumnType]] = {}
         self._keyed: dict[str, bool] = {}
+        self._documents: dict[str, str] = {}
         self._stage_dir: Path | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -108,6 +110,7 @@ class DuckDBDestination(Writer):
             self.con.rollback()
         self._tables.clear()  # DDL rolled back too: read the catalog again
         self._keyed.clear()
+        self._documents.clear()
 
     # -- tables ------------------------------------------------------------------------------
 

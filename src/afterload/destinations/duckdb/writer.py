@@ -55,11 +55,14 @@ class Writer(Catalog):
         cols = [c.name for c in shape.ordered()]
         longest = max(map(len, write.upserts))
         sub = self._select(stage, shape, cols, longest)
-        target = ", ".join(
-            [*(quote(c) for c in cols), quote(DOCUMENT_COLUMN), quote(PUBLISHED_COLUMN)]
-        )
+        document = [quote(DOCUMENT_COLUMN)] if shape.store_document else []
+        target = ", ".join([*(quote(c) for c in cols), *document, quote(PUBLISHED_COLUMN)])
         values = ", ".join(
-            [*(f"s[{literal(c)}]" for c in cols), "json", f"{literal(published_at)}::TIMESTAMPTZ"]
+            [
+                *(f"s[{literal(c)}]" for c in cols),
+                *(["json"] if document else []),
+                f"{literal(published_at)}::TIMESTAMPTZ",
+            ]
         )
         if shape.delta or not shape.key or created:
             verb = "INSERT"
