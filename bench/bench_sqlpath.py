@@ -26,9 +26,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
+import sqlpath_prototype as sqlpath  # noqa: E402
 from bench_duckdb import DATA, standard_inputs  # noqa: E402
 
-import sqlpath_prototype as sqlpath  # noqa: E402
 from afterload.core.schema import TableShape  # noqa: E402
 
 TXN = 200_000
