@@ -222,6 +222,66 @@ def main() -> None:
             cases.append(("afterload before (PRIMARY KEY)", ours("before", args.before)))
         return cases
 
+    rss: list[tuple[str, Result]] = []
+
+    def report(done: int) -> None:
+        """Write what is measured so far (a long run stopped early still leaves figures)."""
+        load1 = Path("/proc/loadavg").read_text().split()[:3]
+
+        lines = [
+            f"DuckDB {duckdb.__version__}, Python {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs; median of {done} interleaved repeats; "
+            f"load average before {' '.join(load0)}, after {' '.join(load1)}",
+            "",
+            "| case | side | wall s | CPU s | peak RSS MiB | wall range |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        med: dict[tuple[str, str], tuple[float, float]] = {}
+        for (case, side), runs in results.items():
+            w = statistics.median(r[0] for r in runs)
+            c = statistics.median(r[1] for r in runs)
+            m = statistics.median(r[2] for r in runs) / 1024
+            med[(case, side)] = (w, c)
+            lo, hi = min(r[0] for r in runs), max(r[0] for r in runs)
+            lines.append(f"| {case} | {side} | {w:.2f} | {c:.2f} | {m:.0f} | {lo:.2f}–{hi:.2f} |")
+        for side, (w, c, m) in rss:
+            lines.append(
+                f"| orders {args.rss_docs // 1_000_000}M load, one run | {side} | "
+                f"{w:.2f} | {c:.2f} | {m / 1024:.0f} | |"
+            )
+        lines += ["", "Bars (wall time; CPU in brackets):", ""]
+        for shape in shapes:
+            case = f"{shape} 1M load" if shape != "longstr" else "longstr 200k load"
+            ours = med.get((case, "afterload now"))
+            if ours is None:
+                continue
+            for side, bar in (("CTAS read_json", 0.5), ("INSERT…SELECT, same shape (no key)", 0.8)):
+                w, c = med[(case, side)]
+                pct, cpct = w / ours[0], c / ours[1]
+                verdict = "met" if pct >= bar else "missed"
+                lines.append(
+                    f"- {case}: afterload at {pct:.0%} of {side} ({cpct:.0%} by CPU); "
+                    f"bar ≥ {bar:.0%}: **{verdict}**"
+                )
+        up = med.get(("orders 200k upsert into 1M", "afterload now"))
+        if up is not None:
+            w, c = med[("orders 200k upsert into 1M", "DELETE USING + INSERT (exact SQL)")]
+            ratio = up[0] / w
+            verdict = "met" if ratio <= 1.2 else "missed"
+            lines.append(
+                f"- upsert: afterload takes {ratio:.2f}× the exact SQL ({up[1] / c:.2f}× by CPU); "
+                f"bar ≤ 1.2×: **{verdict}**"
+            )
+        for side, (_, _, m) in rss:
+            verdict = "met" if m / 1024 <= 800 else "missed"
+            lines.append(
+                f"- {side}, {args.rss_docs:,} docs: peak RSS {m / 1024:.0f} MiB; "
+                f"bar ≤ 800 MiB: **{verdict}**"
+            )
+        text = "\n".join(lines) + "\n"
+        args.out.write_text(text)
+        print(text)
+
     for rep in range(args.repeat):
         for shape in shapes:
             cases = load_cases(shape)
@@ -236,69 +296,15 @@ def main() -> None:
             for label, fn in cases[k:] + cases[:k]:
                 results.setdefault(("orders 200k upsert into 1M", label), []).append(fn())
         print(f"repeat {rep + 1} done", file=sys.stderr, flush=True)
+        report(rep + 1)
 
-    rss: list[tuple[str, Result]] = []
     if args.rss_docs:
         big = generate(DATA / f"orders-{args.rss_docs}.jsonl", args.rss_docs, seed=1)
         rss.append(("afterload now", afterload(fresh(scratch, big), now_src)))
         if args.before is not None:
             rss.append(("afterload before", afterload(fresh(scratch, big), args.before)))
-    load1 = Path("/proc/loadavg").read_text().split()[:3]
+    report(args.repeat)
     shutil.rmtree(scratch, ignore_errors=True)
-
-    lines = [
-        f"DuckDB {duckdb.__version__}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs; median of {args.repeat} interleaved repeats; "
-        f"load average before {' '.join(load0)}, after {' '.join(load1)}",
-        "",
-        "| case | side | wall s | CPU s | peak RSS MiB | wall range |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    med: dict[tuple[str, str], tuple[float, float]] = {}
-    for (case, side), runs in results.items():
-        w = statistics.median(r[0] for r in runs)
-        c = statistics.median(r[1] for r in runs)
-        m = statistics.median(r[2] for r in runs) / 1024
-        med[(case, side)] = (w, c)
-        lo, hi = min(r[0] for r in runs), max(r[0] for r in runs)
-        lines.append(f"| {case} | {side} | {w:.2f} | {c:.2f} | {m:.0f} | {lo:.2f}–{hi:.2f} |")
-    for side, (w, c, m) in rss:
-        lines.append(
-            f"| orders {args.rss_docs // 1_000_000}M load, one run | {side} | "
-            f"{w:.2f} | {c:.2f} | {m / 1024:.0f} | |"
-        )
-    lines += ["", "Bars (wall time; CPU in brackets):", ""]
-    for shape in shapes:
-        case = f"{shape} 1M load" if shape != "longstr" else "longstr 200k load"
-        ours = med.get((case, "afterload now"))
-        if ours is None:
-            continue
-        for side, bar in (("CTAS read_json", 0.5), ("INSERT…SELECT, same shape (no key)", 0.8)):
-            w, c = med[(case, side)]
-            pct, cpct = w / ours[0], c / ours[1]
-            verdict = "met" if pct >= bar else "missed"
-            lines.append(
-                f"- {case}: afterload at {pct:.0%} of {side} ({cpct:.0%} by CPU); "
-                f"bar ≥ {bar:.0%}: **{verdict}**"
-            )
-    up = med.get(("orders 200k upsert into 1M", "afterload now"))
-    if up is not None:
-        w, c = med[("orders 200k upsert into 1M", "DELETE USING + INSERT (exact SQL)")]
-        ratio = up[0] / w
-        verdict = "met" if ratio <= 1.2 else "missed"
-        lines.append(
-            f"- upsert: afterload takes {ratio:.2f}× the exact SQL ({up[1] / c:.2f}× by CPU); "
-            f"bar ≤ 1.2×: **{verdict}**"
-        )
-    for side, (_, _, m) in rss:
-        verdict = "met" if m / 1024 <= 800 else "missed"
-        lines.append(
-            f"- {side}, {args.rss_docs:,} docs: peak RSS {m / 1024:.0f} MiB; "
-            f"bar ≤ 800 MiB: **{verdict}**"
-        )
-    text = "\n".join(lines) + "\n"
-    args.out.write_text(text)
-    print(text)
 
 
 if __name__ == "__main__":
