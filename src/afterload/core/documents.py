@@ -157,7 +157,7 @@ class DocumentParser:
                 break
             if type(doc) is not dict or "_meta" in doc:
                 break
-            if raw.count(b'":') > len(doc) and _may_repeat_a_name(raw, doc):
+            if _may_repeat_a_name(raw, doc):
                 break
             key = doc.get(single)
             kind = type(key)
@@ -228,7 +228,8 @@ def _may_repeat_a_name(raw: bytes, doc: dict[str, Any]) -> bool:
     """
     if b'" ' in raw or b'"\t' in raw or b'"\r' in raw:
         return True  # a name may end in whitespace before its colon: let the parser count
-    return raw.count(b'":') > _names(doc)
+    ends = raw.count(b'":')
+    return ends > len(doc) and ends > _names(doc)
 
 
 def _names(value: Any) -> int:
