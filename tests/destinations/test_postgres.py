@@ -530,7 +530,7 @@ def test_the_server_restarted_mid_load_loses_and_doubles_nothing(schema: str) ->
     try:
         while done < 3 and worker.is_alive():
             time.sleep(0.02)
-        version = os.listdir("/etc/postgresql")[0]
+        version = next(Path("/etc/postgresql").iterdir()).name
         subprocess.run(
             ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
             check=True,

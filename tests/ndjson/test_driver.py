@@ -212,7 +212,7 @@ def test_sync_schedule_backfills_fast_then_waits_for_the_frequency(tmp_path: Pat
     m = NdjsonDriver.for_config(loaded, dest, clock=clock, stopper=stopper, sleep=sleep)
     real_commit = dest.commit
 
-    def spy(writes, checkpoint, published_at):  # type: ignore[no-untyped-def]
+    def spy(writes, checkpoint, published_at):
         commits.append((published_at, sum(len(w.upserts) for w in writes)))
         real_commit(writes, checkpoint, published_at)
 

@@ -26,7 +26,7 @@ PERIODS = {
 
 
 def policy(frequency: str = "30m", seed: str = SEED, **window: Any) -> SyncPolicy:
-    return SyncPolicy(SyncSchedule(syncFrequency=frequency, **window), seed)
+    return SyncPolicy(SyncSchedule.model_validate({"syncFrequency": frequency, **window}), seed)
 
 
 def utc(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -17,8 +18,8 @@ from afterload.triggers.dbt_cloud.models import RunStatus
 from tests.conftest import ACCOUNT, API_KEY, FAST_RETRY, JOB
 
 
-def client(settings: DbtJobTrigger, **kw: object) -> DbtCloudClient:
-    return DbtCloudClient(settings, retry=FAST_RETRY, **kw)  # type: ignore[arg-type]
+def client(settings: DbtJobTrigger, **kw: Any) -> DbtCloudClient:
+    return DbtCloudClient(settings.target(), retry=FAST_RETRY, **kw)
 
 
 def posts(emulator: DbtCloudEmulator) -> list[dict[str, object]]:

@@ -32,7 +32,7 @@ async def test_skip_starts_nothing_while_a_run_is_queued(
     make_settings: Callable[..., DbtJobTrigger], emulator: DbtCloudEmulator
 ) -> None:
     settings = make_settings(mode="skip")
-    async with DbtCloudClient(settings, retry=FAST_RETRY) as c:
+    async with DbtCloudClient(settings.target(), retry=FAST_RETRY) as c:
         first = await fire_once(c, settings)
         second = await fire_once(c, settings)
     assert first.kind == "started" and first.message == f"started run {first.run_id}"
@@ -44,7 +44,7 @@ async def test_replace_cancels_every_active_run_then_starts_one(
     make_settings: Callable[..., DbtJobTrigger], emulator: DbtCloudEmulator
 ) -> None:
     settings = make_settings(mode="replace")
-    async with DbtCloudClient(settings, retry=FAST_RETRY) as c:
+    async with DbtCloudClient(settings.target(), retry=FAST_RETRY) as c:
         a = await c.trigger_run("a")
         b = await c.trigger_run("b")  # queued behind a: dbt runs a job's runs serially
         outcome = await fire_once(c, settings)
@@ -59,7 +59,7 @@ async def test_replace_tolerates_a_run_that_finished_meanwhile(
     make_settings: Callable[..., DbtJobTrigger], emulator: DbtCloudEmulator
 ) -> None:
     settings = make_settings(mode="replace")
-    async with DbtCloudClient(settings, retry=FAST_RETRY) as c:
+    async with DbtCloudClient(settings.target(), retry=FAST_RETRY) as c:
         await c.trigger_run("a")
         # the run ends as the cancel arrives, and dbt answers with an error
         emulator.inject(Fault(method="POST", path=r"/cancel/?$", status=400, after=True))
@@ -75,7 +75,7 @@ async def test_ignore_starts_another_without_listing(
     make_settings: Callable[..., DbtJobTrigger], emulator: DbtCloudEmulator
 ) -> None:
     settings = make_settings(mode="ignore")
-    async with DbtCloudClient(settings, retry=FAST_RETRY) as c:
+    async with DbtCloudClient(settings.target(), retry=FAST_RETRY) as c:
         await fire_once(c, settings)
         outcome = await fire_once(c, settings)
     assert outcome.kind == "started"
@@ -112,7 +112,7 @@ async def test_skipped_data_stays_pending_until_a_later_run(
     caplog.set_level(logging.INFO, logger="afterload.trigger")
     clock = FakeClock()
     settings = make_settings(mode="skip", interval="1m")
-    async with DbtCloudClient(settings, retry=FAST_RETRY) as c:
+    async with DbtCloudClient(settings.target(), retry=FAST_RETRY) as c:
         blocker = await c.trigger_run("someone else")
     trig = trigger_for(settings, clock)
     await trig.start(initial_fire=False)
@@ -120,7 +120,7 @@ async def test_skipped_data_stays_pending_until_a_later_run(
     await until(lambda: len(trig.outcomes) == 1)
     assert trig.outcomes[0].kind == "skipped" and trig.core.pending
     assert f"skipped, run {blocker.id} is queued; next try at" in caplog.text
-    async with DbtCloudClient(settings, retry=FAST_RETRY) as c:
+    async with DbtCloudClient(settings.target(), retry=FAST_RETRY) as c:
         await c.cancel_run(blocker.id)
     await clock.advance(60)
     await until(lambda: len(trig.outcomes) == 2)

@@ -91,11 +91,11 @@ def test_never_two_fires_within_interval(
 ) -> None:
     trace = simulate(TriggerCore(interval), commits, outcomes)
     begins = [f.begin for f in trace.fires]
-    for a, b in itertools.pairwise(begins):
-        assert b - a >= interval - 1e-9
+    for x, y in itertools.pairwise(begins):
+        assert y - x >= interval - 1e-9
     # one fire at a time: each begins after the previous ended
-    for a, b in zip(trace.fires, trace.fires[1:], strict=False):
-        assert b.begin >= a.end
+    for first, then in itertools.pairwise(trace.fires):
+        assert then.begin >= first.end
 
 
 @settings(max_examples=300, deadline=None)

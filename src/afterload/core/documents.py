@@ -121,7 +121,8 @@ class DocumentParser:
                 continue
             add(key, raw, delete)
 
-    def scan(self, lines: list[bytes], start: int, changes: BindingChanges) -> int:
+    # The hot loop stays one function on purpose: a call per line costs more than its branches.
+    def scan(self, lines: list[bytes], start: int, changes: BindingChanges) -> int:  # noqa: C901
         """Take lines from ``start`` into ``changes`` in one tight loop; where it stopped.
 
         The loop only takes what :meth:`parse` would accept without a word and without changing

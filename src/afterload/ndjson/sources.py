@@ -189,11 +189,10 @@ class Source:
         """Pick up files that appeared since the last look; returns how many."""
         if self.is_stdin:
             return 0
-        pattern = self.pattern
-        if not os.path.isabs(pattern):
-            pattern = os.path.join(self.base_dir, pattern)
+        pattern = str(self.base_dir / self.pattern)  # an absolute pattern stays as it is
         added = 0
-        for name in glob.glob(pattern, recursive=True):
+        # Path.glob takes no absolute pattern, and a user's glob may be either.
+        for name in glob.glob(pattern, recursive=True):  # noqa: PTH207
             path = Path(name)
             if not path.is_file():
                 continue

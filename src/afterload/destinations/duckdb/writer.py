@@ -94,4 +94,4 @@ class Writer(Catalog):
     def _clear_stage(self) -> None:
         if self._stage_dir is not None:
             for entry in os.scandir(self._stage_dir):
-                os.unlink(entry.path)
+                Path(entry.path).unlink()
