@@ -112,7 +112,7 @@ class TableSql:
         )
 
 
-def main() -> None:
+def main() -> None:  # noqa: C901  (one linear script: setup, cases, report)
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--shapes", default="orders,flat,nested,longstr")
