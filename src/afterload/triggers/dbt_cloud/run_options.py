@@ -30,7 +30,7 @@ def _integer(value: Any) -> int:
         if not text.lstrip("-").isdigit() or len(text) > 12:
             raise ValueError(f"{value!r} is not an integer")
         return int(text)
-    return value
+    return int(value)
 
 
 SpecInt = Annotated[int, BeforeValidator(_integer)]
