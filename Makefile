@@ -30,8 +30,10 @@ demo: $(STAMP)
 	$(BIN)/afterload demo
 
 BENCH_ARGS ?=
+BARS_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_bars.py $(BARS_ARGS)
 
 SOAK_SECONDS ?= 600
 SOAK_ARGS ?=

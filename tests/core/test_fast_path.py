@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -12,7 +13,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
+from afterload.cli.run import run_materialization
 from afterload.core.checkpoint import Checkpoint
 from afterload.core.documents import DocumentError, DocumentParser
 from afterload.core.jsonschema import shape_from_json_schema
@@ -20,7 +23,7 @@ from afterload.core.schema import LineProblem, TableShape
 from afterload.core.transaction import BindingChanges
 from afterload.destinations.base import DestinationError, Recovered, TableWrite
 from afterload.ndjson.driver import NdjsonDriver
-from tests.materialize_support import write_config, write_lines
+from tests.materialize_support import rows, write_config, write_lines
 
 NAMES = ["id", "n", "s", "ts", "d", "x"]
 SCHEMA = {
@@ -112,6 +115,12 @@ JUNK = [
     b'{"id":1',
     b'{"id":"\xff"}',
     b'{"id":1e400}',
+    b'{"id":1,"id":2}',
+    b'{"id":1,"n":1,"n":"x"}',
+    b'{"id":1,"\\u006e":1,"n":2}',
+    b'{"id":2, "s" :"a","s": "b"}',
+    b'{"id":1,"x":{"a":1,"a":2}}',
+    b'{"id":1,"s":"a\\":b"}',
 ]
 lines_and_chunks = st.tuples(streams(), st.lists(st.integers(1, 20), max_size=6))
 
@@ -221,6 +230,7 @@ class Recording:
 
     name = "recording"
     stores_nul = True
+    optional_document = True
     wide_ints: int | None = 128
 
     def __init__(self, delay: float = 0.05, fail_at: int | None = None) -> None:
@@ -320,3 +330,59 @@ def test_a_scanned_document_after_a_hard_delete_of_its_key_brings_the_row_back()
     lines = [b'{"id":1,"n":1}', b'{"id":1,"_meta":{"op":"d"}}', b'{"id":1,"n":2}']
     parser.take(lines, changes, lambda i, reason, raw: None)
     assert changes.upserts() == [b'{"id":1,"n":2}'] and changes.deletes() == []
+
+
+REPEATS = [
+    (b'{"id":1,"id":2}', "id"),
+    (b'{"id":3,"n":1,"n":"x"}', "n"),
+    (b'{"id":4,"\\u006e":1,"n":2}', "n"),  # the same name, spelled with an escape
+    (b'{"id":5, "n" :1, "n"\t: 2}', "n"),
+]
+NOT_REPEATS = [
+    b'{"id":6,"x":{"a":1,"a":2}}',  # nested: stored whole as JSON, as written
+    b'{"id":7,"s":"a\\":b\\":c","n":1}',  # the text of a value looks like a name
+    b'{"id":8,"l":[{"a":1},{"a":2}],"n":1}',
+]
+
+
+def test_a_repeated_property_name_is_a_bad_line_on_both_paths() -> None:
+    """orjson keeps a repeated name's last value, DuckDB its first: such a line is refused."""
+    shape = TableShape("t", ["/id"], delta=False)
+    parser = DocumentParser(shape, ["/id"], hard_delete=False)
+    for raw, name in REPEATS:
+        with pytest.raises(LineProblem) as err:
+            parser.parse(raw)
+        assert (
+            err.value.reason
+            == f"has the property {name!r} twice; a document names each property once"
+        )
+    for raw in NOT_REPEATS:
+        parser.parse(raw)
+    # The scan stops at a repeated name even when the signature is known, and the exact path
+    # words it; the other lines go through.
+    lines = [b'{"id":%d,"n":%d}' % (i, i) for i in range(5)]
+    lines[2] = b'{"id":9,"n":1,"n":2}'
+    problems: list[tuple[int, str]] = []
+    changes = BindingChanges(delta=False, hard_delete=False)
+    parser.take(lines, changes, lambda i, reason, raw: problems.append((i, reason)))
+    assert problems == [(2, "has the property 'n' twice; a document names each property once")]
+    assert sorted(changes.rows) == [0, 1, 3, 4]
+
+
+def test_duckdb_and_the_check_agree_on_repeated_names(tmp_path: Path) -> None:
+    """End to end: a line with a repeated name is rejected, every other one lands as written."""
+    loaded = write_config(
+        tmp_path,
+        [{"source": "data/*.jsonl", "table": "t", "key": ["/id"], "rejects": "rejects/t.jsonl"}],
+    )
+    write_lines(
+        tmp_path / "data/1.jsonl",
+        [raw.decode() for raw, _ in REPEATS] + [r.decode() for r in NOT_REPEATS],
+    )
+    code = run_materialization(loaded, once=True, console=Console(file=io.StringIO()))
+    assert code == 0
+    rejected = [json.loads(r) for r in (tmp_path / "rejects/t.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rejected] == [1, 2, 3, 4]
+    got = rows(tmp_path / "warehouse.duckdb", "SELECT id, n, flow_document FROM t ORDER BY id")
+    assert [(i, n) for i, n, _ in got] == [(6, None), (7, 1), (8, 1)]
+    assert [d for _, _, d in got] == [r.decode() for r in NOT_REPEATS]

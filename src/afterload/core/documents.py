@@ -7,6 +7,7 @@ knows the binding, the file and the line number) turns them into an error or a r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -75,6 +76,12 @@ class DocumentParser:
             raise LineProblem(str(exc)) from None
         if type(doc) is not dict:
             raise LineProblem(f"is {_kind(doc)}, not a JSON object")
+        if _may_repeat_a_name(raw, doc):
+            twice = _repeated_name(raw)
+            if twice is not None:
+                raise LineProblem(
+                    f"has the property {twice!r} twice; a document names each property once"
+                )
         key = self.key_of(doc)
         meta = doc.get("_meta")
         delete = type(meta) is dict and meta.get("op") == "d"
@@ -155,6 +162,8 @@ class DocumentParser:
                 break
             if type(doc) is not dict or "_meta" in doc:
                 break
+            if _may_repeat_a_name(raw, doc):
+                break
             key = doc.get(single)
             kind = type(key)
             if kind is not int and kind is not str:
@@ -219,6 +228,43 @@ class DocumentParser:
         raise LineProblem(
             f"key {pointer} is {_kind(value)}; a key must be an integer, string or boolean"
         )
+
+
+def _may_repeat_a_name(raw: bytes, doc: dict[str, Any]) -> bool:
+    """False when ``raw`` surely names no top-level property twice; cheap, no false "False".
+
+    orjson keeps a repeated name's last value and DuckDB's ``json_transform`` its first, so
+    such a line is a bad line (:func:`_repeated_name` decides). Every name in the text ends in
+    ``"`` then optional whitespace then ``:``; if the text has no more such endings than the
+    parsed document has names at all levels, no name was folded away.
+    """
+    if b'" ' in raw or b'"\t' in raw or b'"\r' in raw:
+        return True  # a name may end in whitespace before its colon: let the parser count
+    ends = raw.count(b'":')
+    return ends > len(doc) and ends > _names(doc)
+
+
+def _names(value: Any) -> int:
+    if type(value) is dict:
+        return len(value) + sum(_names(v) for v in value.values() if type(v) in (dict, list))
+    if type(value) is list:
+        return sum(_names(v) for v in value if type(v) in (dict, list))
+    return 0
+
+
+def _repeated_name(raw: bytes) -> str | None:
+    """The first top-level property name that ``raw`` (valid JSON) gives twice, if any."""
+    top: list[list[tuple[str, Any]]] = []
+    try:
+        json.loads(raw, object_pairs_hook=top.append)  # the last object closed is outermost
+    except (ValueError, RecursionError):  # nesting near orjson's limit of 1024
+        return None
+    seen: set[str] = set()
+    for name, _ in top[-1]:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 def _in_int64(doc: dict[str, Any], names: tuple[str, ...]) -> bool:

@@ -171,6 +171,8 @@ class TableShape:
         self.projections = {name: path for name, _, path in columns if len(path) > 1}
         """Nested key columns (Estuary's projection name, ``a/b``) and their paths."""
         self.nested = tuple(self.projections.items())
+        self.store_document = True
+        """Whether the destination keeps each document whole in ``flow_document``."""
         for name in self.key:
             self._reserve(name)
 
@@ -206,6 +208,7 @@ class TableShape:
         copy.binding, copy.delta, copy.key = self.binding, self.delta, list(self.key)
         copy.projections, copy.pointers = dict(self.projections), dict(self.pointers)
         copy.nested = self.nested
+        copy.store_document = self.store_document
         copy.wide_ints, copy._check_wide = self.wide_ints, self._check_wide
         copy.columns = {n: replace(c) for n, c in self.columns.items()}
         copy._lower = dict(self._lower)

@@ -66,6 +66,8 @@ class Destination(Protocol):
     wide_ints: int | None
     """Bits of the widest integer column (DuckDB's HUGEINT: 128); None for no limit
     (PostgreSQL's NUMERIC). An integer past it is a bad line, never a rounded number."""
+    optional_document: bool
+    """Whether a binding may leave ``flow_document`` out (``store_document: false``)."""
 
     def open(self, materialization: str) -> Recovered:
         """Connect, raise the fence, and return the checkpoint to resume from."""

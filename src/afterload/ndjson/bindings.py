@@ -61,6 +61,13 @@ def _shape(loaded: LoadedNdjson, binding: Binding, destination: Destination) -> 
         shape = TableShape(
             table, binding.key, delta=binding.delta_updates, wide_ints=destination.wide_ints
         )
+    if not binding.store_document:
+        if not destination.optional_document:
+            raise SchemaError(
+                f"{table}: store_document: false is not supported by {destination.name}; "
+                "only the DuckDB destination can leave flow_document out"
+            )
+        shape.store_document = False
     for name, ctype in (destination.columns(table) or {}).items():
         if name not in shape.columns:
             try:

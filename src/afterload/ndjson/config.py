@@ -27,6 +27,10 @@ class Binding(Strict):
     rejects: str | None = Field(
         default=None, description="Bad lines go to this NDJSON file with a reason."
     )
+    store_document: bool = Field(
+        default=True,
+        description="Keep each document whole in flow_document; false leaves it out (DuckDB).",
+    )
 
     @model_validator(mode="after")
     def _key_needed(self) -> Binding:

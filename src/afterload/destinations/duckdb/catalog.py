@@ -11,7 +11,7 @@ from afterload.core.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, ColumnType,
 from afterload.destinations.base import (
     DestinationError,
 )
-from afterload.destinations.sql import quote
+from afterload.destinations.sql import first_line, quote
 
 log = logging.getLogger("afterload.duckdb")
 
@@ -36,6 +36,9 @@ class Catalog:
     schema: str
     _con: duckdb.DuckDBPyConnection | None
     _tables: dict[str, dict[str, ColumnType]]
+    _keyed: dict[str, bool]
+    _documents: dict[str, str]
+    """Per table: flow_document is "required" (NOT NULL), "optional" or "absent"."""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -51,7 +54,7 @@ class Catalog:
         if cached is not None:
             return dict(cached)
         rows = self.con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
             "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             [self.schema, table],
         ).fetchall()
@@ -59,9 +62,17 @@ class Catalog:
             return None
         cols = {
             str(name): _DUCKDB_TYPES.get(str(dtype).upper(), ColumnType.JSON)
-            for name, dtype in rows
+            for name, dtype, _ in rows
             if name not in (DOCUMENT_COLUMN, PUBLISHED_COLUMN)
         }
+        self._documents[table] = next(
+            (
+                "required" if null == "NO" else "optional"
+                for n, _, null in rows
+                if n == DOCUMENT_COLUMN
+            ),
+            "absent",
+        )
         self._tables[table] = cols
         return dict(cols)
 
@@ -74,13 +85,27 @@ class Catalog:
             for col in shape.ordered():
                 null = " NOT NULL" if col.key else ""
                 defs.append(f"{quote(col.name)} {col.type.value}{null}")
-            defs.append(f"{quote(DOCUMENT_COLUMN)} JSON NOT NULL")
+            if shape.store_document:
+                defs.append(f"{quote(DOCUMENT_COLUMN)} JSON NOT NULL")
             defs.append(f"{quote(PUBLISHED_COLUMN)} TIMESTAMPTZ NOT NULL")
-            if not shape.delta and shape.key:
-                defs.append(f"PRIMARY KEY ({', '.join(quote(k) for k in shape.key)})")
+            # No PRIMARY KEY: the merge (DELETE … USING the staged keys, then INSERT) keeps
+            # keys unique, and a key index cost DuckDB more than it saved (bench/RESULTS.md).
             con.execute(f"CREATE TABLE {self._q(table)} ({', '.join(defs)})")
             self._tables[table] = {c.name: c.type for c in shape.columns.values()}
+            self._keyed[table] = False
+            self._documents[table] = "required" if shape.store_document else "absent"
             return True
+        document = self._documents.get(table)
+        if shape.store_document and document == "absent":
+            # A table made without flow_document gets it back; older rows hold NULL.
+            con.execute(f"ALTER TABLE {self._q(table)} ADD COLUMN {quote(DOCUMENT_COLUMN)} JSON")
+            self._documents[table] = "optional"
+        elif not shape.store_document and document == "required":
+            # Left out from now on: the column stays, NULL in the rows committed without it.
+            con.execute(
+                f"ALTER TABLE {self._q(table)} ALTER COLUMN {quote(DOCUMENT_COLUMN)} DROP NOT NULL"
+            )
+            self._documents[table] = "optional"
         for col in shape.ordered():
             have = existing.get(col.name)
             if have is None:
@@ -96,6 +121,18 @@ class Catalog:
         }
         return False
 
+    def keyed(self, table: str) -> bool:
+        """Whether the table has a PRIMARY KEY: tables that earlier versions created have one."""
+        known = self._keyed.get(table)
+        if known is None:
+            row = self.con.execute(
+                "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = ? "
+                "AND table_name = ? AND constraint_type = 'PRIMARY KEY'",
+                [self.schema, table],
+            ).fetchone()
+            known = self._keyed[table] = bool(row and row[0])
+        return known
+
     def _widen(
         self,
         table: str,
@@ -104,16 +141,26 @@ class Catalog:
         type_: ColumnType,
         existing: dict[str, ColumnType],
     ) -> None:
-        """Change a column's type; a key column is rebuilt with its table.
+        """Change a column's type; a key column of a table with a PRIMARY KEY is rebuilt.
 
-        DuckDB cannot alter a column that is part of a primary key, so a key that grows past
-        64 bits gets a new table (same columns, the key column HUGEINT) filled from the old
-        one, in the commit's own transaction: nothing is lost if the commit fails.
+        DuckDB cannot alter a column that is part of a primary key, so in a table created
+        with one (older versions did) a key that grows past 64 bits gets a new table (same
+        columns, the key column HUGEINT, no PRIMARY KEY) filled from the old one, in the
+        commit's own transaction: nothing is lost if the commit fails.
         """
         con = self.con
         target = self._q(table)
-        if not (shape.columns[name].key and not shape.delta):
-            con.execute(f"ALTER TABLE {target} ALTER COLUMN {quote(name)} TYPE {type_.value}")
+        if not (shape.columns[name].key and not shape.delta and self.keyed(table)):
+            try:
+                con.execute(f"ALTER TABLE {target} ALTER COLUMN {quote(name)} TYPE {type_.value}")
+            except duckdb.CatalogException as exc:
+                if "index" not in str(exc):
+                    raise
+                raise DestinationError(
+                    f"{self.path}: column {name} of table {table} must widen to "
+                    f"{type_.value} but an index depends on it; drop the index, run again, "
+                    f"then create it again ({first_line(exc)})"
+                ) from None
             return
         rows = con.execute(
             "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
@@ -124,10 +171,10 @@ class Catalog:
         for cname, ctype, nullable in rows:
             ctype = type_.value if cname == name else ctype
             defs.append(f"{quote(cname)} {ctype}{'' if nullable == 'YES' else ' NOT NULL'}")
-        defs.append(f"PRIMARY KEY ({', '.join(quote(k) for k in shape.key)})")
         interim = self._q(f"{table}__afterload_rebuild")
         con.execute(f"CREATE TABLE {interim} ({', '.join(defs)})")
         con.execute(f"INSERT INTO {interim} SELECT * FROM {target}")
         con.execute(f"DROP TABLE {target}")
         con.execute(f"ALTER TABLE {interim} RENAME TO {quote(table)}")
         existing[name] = type_
+        self._keyed[table] = False

@@ -37,6 +37,7 @@ class DuckDBDestination(Writer, DuckDBLedger):
 
     stores_nul = True
     wide_ints: int | None = 128
+    optional_document = True
 
     def __init__(
         self, path: Path, schema: str = "main", *, memory_limit: str | None = None
@@ -49,6 +50,8 @@ class DuckDBDestination(Writer, DuckDBLedger):
         self._materialization: str | None = None
         self._fence = 0
         self._tables: dict[str, dict[str, ColumnType]] = {}
+        self._keyed: dict[str, bool] = {}
+        self._documents: dict[str, str] = {}
         self._stage_dir: Path | None = None
         self._turn = threading.RLock()
         """Held by each commit and each ledger write: one transaction at a time on the file."""
@@ -115,6 +118,8 @@ class DuckDBDestination(Writer, DuckDBLedger):
         with contextlib.suppress(duckdb.Error):
             self.con.rollback()
         self._tables.clear()  # DDL rolled back too: read the catalog again
+        self._keyed.clear()
+        self._documents.clear()
 
     # -- tables ------------------------------------------------------------------------------
 

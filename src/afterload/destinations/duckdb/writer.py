@@ -66,29 +66,36 @@ class Writer(Catalog):
         cols = [c.name for c in shape.ordered()]
         longest = max(map(len, write.upserts))
         sub = self._select(stage, shape, cols, longest)
-        target = ", ".join(
-            [*(quote(c) for c in cols), quote(DOCUMENT_COLUMN), quote(PUBLISHED_COLUMN)]
-        )
-        document = "json -> '$.flow_document'" if write.embedded_document else "json"
+        document = [quote(DOCUMENT_COLUMN)] if shape.store_document else []
+        target = ", ".join([*(quote(c) for c in cols), *document, quote(PUBLISHED_COLUMN)])
+        source_document = "json -> '$.flow_document'" if write.embedded_document else "json"
         values = ", ".join(
-            [*(f"s[{literal(c)}]" for c in cols), document, f"{literal(published_at)}::TIMESTAMPTZ"]
+            [
+                *(f"s[{literal(c)}]" for c in cols),
+                *([source_document] if document else []),
+                f"{literal(published_at)}::TIMESTAMPTZ",
+            ]
         )
-        replace = (
-            not shape.delta
-            and bool(shape.key)
-            and not created
-            and self._overlaps(table, stage, shape, longest)
-        )
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        if shape.delta or not shape.key or created:
+            verb = "INSERT"
+        elif self.keyed(write.table):
+            verb = "INSERT OR REPLACE" if self._overlaps(table, stage, shape, longest) else "INSERT"
+        else:
+            # The merge: the staged rows are one per key (reduced by the transaction), so
+            # deleting every row with a staged key and inserting them keeps keys unique.
+            staged = self._select(stage, shape, shape.key, longest)
+            cond = " AND ".join(f"{table}.{quote(k)} = d.s[{literal(k)}]" for k in shape.key)
+            con.execute(f"DELETE FROM {table} USING ({staged}) d WHERE {cond}")
+            verb = "INSERT"
         con.execute(f"{verb} INTO {table} ({target}) SELECT {values} FROM ({sub})")
 
     def _overlaps(self, table: str, stage: Path, shape: TableShape, longest: int) -> bool:
-        """Whether any staged key is already in the table.
+        """Whether any staged key is already in a table with a PRIMARY KEY.
 
         ``INSERT OR REPLACE`` costs about twice a plain ``INSERT`` in DuckDB even when nothing
-        conflicts, so a backfill into a table that already has rows (every transaction after
-        the first) probes its keys first: reading them again is much cheaper. The staged
-        rows have distinct keys (reduced by key), so with no overlap both give the same table.
+        conflicts, so a backfill into a keyed table that already has rows probes its keys
+        first: reading them again is much cheaper. The staged rows have distinct keys
+        (reduced by key), so with no overlap both give the same table.
         """
         keys = shape.key
         sub = self._select(stage, shape, keys, longest)

@@ -55,6 +55,7 @@ class PostgresDestination(Reads, PostgresLedger):
 
     stores_nul = False  # neither TEXT nor JSONB can hold U+0000
     wide_ints: int | None = None  # NUMERIC holds any integer
+    optional_document = False
 
     def __init__(
         self,
