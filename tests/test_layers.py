@@ -50,6 +50,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "afterload.durable_triggers": ("afterload",),
     "afterload.metrics": ("afterload",),
     "afterload.demo": ("afterload",),
+    "afterload.demo_shop": ("afterload",),
     "afterload.cli": ("afterload",),
 }
 

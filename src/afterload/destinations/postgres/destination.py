@@ -34,6 +34,7 @@ from afterload.destinations.postgres.connect import (
     sql_literal,
 )
 from afterload.destinations.postgres.ledger import PostgresLedger
+from afterload.destinations.postgres.locks import LOCK_CLASS, lock_holder
 from afterload.destinations.postgres.reads import Reads
 from afterload.destinations.sql import CHECKPOINTS, first_line, quote
 
@@ -44,10 +45,6 @@ log = logging.getLogger("afterload.postgres")
 
 
 T = TypeVar("T")
-
-
-_LOCK_CLASS = 0x6166_746C
-"""The first key of our advisory locks (``aftl``), so they never meet another application's."""
 
 
 class PostgresDestination(Reads, PostgresLedger):
@@ -224,7 +221,7 @@ class PostgresDestination(Reads, PostgresLedger):
     def _prepare_schema(self, cur: Cursor) -> None:
         """Create the schema and the checkpoint table if missing, one process at a time."""
         cur.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_LOCK_CLASS, "schema " + self.schema]
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [LOCK_CLASS, "schema " + self.schema]
         )
         exists = cur.execute(
             "SELECT 1 FROM pg_namespace WHERE nspname = %s", [self.schema]
@@ -273,12 +270,12 @@ class PostgresDestination(Reads, PostgresLedger):
         deadline = time.monotonic() + wait
         while True:
             row = cur.execute(
-                "SELECT pg_try_advisory_lock(%s, hashtext(%s))", [_LOCK_CLASS, self._lock_key]
+                "SELECT pg_try_advisory_lock(%s, hashtext(%s))", [LOCK_CLASS, self._lock_key]
             ).fetchone()
             cur.connection.commit()
             if row is not None and row[0]:
                 return
-            holder = self._lock_holder(cur)
+            holder = lock_holder(cur, self._lock_key)
             if holder is not None and holder[0] in self._old_pids:
                 # Our own session from before the connection was lost, not yet noticed dead.
                 cur.execute("SELECT pg_terminate_backend(%s)", [holder[0]])
@@ -296,18 +293,6 @@ class PostgresDestination(Reads, PostgresLedger):
                     "first or use another name or schema"
                 )
             time.sleep(0.1)
-
-    def _lock_holder(self, cur: Cursor) -> tuple[int, str | None, str | None] | None:
-        row = cur.execute(
-            "SELECT l.pid, host(a.client_addr), a.application_name FROM pg_locks l "
-            "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND l.classid = %s::int4::oid AND l.objid = hashtext(%s)::oid AND l.objsubid = 2",
-            [_LOCK_CLASS, self._lock_key],
-        ).fetchone()
-        cur.connection.commit()
-        return None if row is None else (int(row[0]), row[1], row[2])
 
     def _attach(self, pending: Checkpoint | None) -> bool:
         """Make sure we are connected and still own the materialization.
