@@ -40,7 +40,14 @@ from data import prepare_data  # noqa: E402
 from profiling import profile_afterload  # noqa: E402
 from report import emit, machine  # noqa: E402
 from runner import Bench, Postgres  # noqa: E402
-from settings import DEFAULT_DSN, DESTINATION_TITLE, DESTINATIONS, RESULTS_MD, RESULTS_PNG, TOOLS  # noqa: E402
+from settings import (  # noqa: E402
+    DEFAULT_DSN,
+    DESTINATION_TITLE,
+    DESTINATIONS,
+    RESULTS_MD,
+    RESULTS_PNG,
+    TOOLS,
+)
 from summary import bars, summarize  # noqa: E402
 from trigger import run_trigger  # noqa: E402
 
