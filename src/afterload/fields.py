@@ -7,6 +7,7 @@ the root config, which imports them all.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -76,3 +77,13 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$"
 MEMORY_PATTERN = r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
 
 JsonPointer = Annotated[str, Field(pattern=JSON_POINTER_PATTERN)]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: the one place ``http://`` may carry a secret."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import timedelta
 from typing import Literal
@@ -10,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from afterload.fields import Duration, PositiveId, Strict
+from afterload.fields import Duration, PositiveId, Strict, is_loopback
 from afterload.triggers.dbt_cloud.models import DbtCloudTarget
 from afterload.triggers.dbt_cloud.run_options import RunOptionFields
 
@@ -40,15 +39,6 @@ def is_cleared(block: object) -> bool:
         and bool(block)
         and all(value is None or value == "" for value in block.values())
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class DbtJobTrigger(Strict, RunOptionFields):
@@ -141,7 +131,7 @@ class DbtJobTrigger(Strict, RunOptionFields):
         parts = urlsplit(value)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError(f"{value!r} is not an https:// URL")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ValueError(
                 f"{value!r} uses http://, which would send the API key in clear; "
                 "use https:// (http:// is allowed only for loopback hosts)"

@@ -12,21 +12,18 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     ValidationInfo,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from afterload.durations import PATTERN, format_duration, parse_duration
+from afterload.fields import Duration
 
 Command = Literal["build", "run", "test", "seed", "snapshot"]
 
@@ -34,25 +31,6 @@ Command = Literal["build", "run", "test", "seed", "snapshot"]
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 #: Before any commit is known (the start-up fire), "since" means since the beginning.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _to_duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str):
-        try:
-            return parse_duration(value)
-        except ValueError:
-            pass
-    raise ValueError(f"{value!r} is not a duration (e.g. 30m, 1h, 90s)")
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_to_duration),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": PATTERN}),
-]
 
 
 class FireContext(BaseModel):

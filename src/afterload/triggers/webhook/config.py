@@ -9,7 +9,6 @@ and the template context, never a log line, an error or a repr.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -17,55 +16,22 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
-    PlainSerializer,
     SecretStr,
     Tag,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from afterload.durations import PATTERN as DURATION_PATTERN
-from afterload.durations import format_duration, parse_duration
+from afterload.durations import format_duration
+from afterload.fields import Duration, is_loopback
 from afterload.triggers.webhook.template import PayloadTemplate, TemplateError
-
-_DURATION_HINT = "is not a duration (e.g. 30m, 1h, 90s)"
-
-
-def _to_duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str):
-        try:
-            return parse_duration(value)
-        except ValueError:
-            pass
-    raise ValueError(f"{value!r} {_DURATION_HINT}")
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_to_duration),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
-]
 
 #: RFC 9110 field names (a "token").
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _TRIGGER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _Strict(BaseModel):
