@@ -38,10 +38,9 @@ import duckdb
 
 from afterload.core.checkpoint import Checkpoint
 from afterload.core.schema import ColumnType
-from afterload.destinations.base import DestinationError, LockedError, Recovered, TableWrite
+from afterload.destinations.base import LockedError, Recovered, TableWrite
 from afterload.destinations.duckdb.connect import connect, literal
 from afterload.destinations.duckdb.destination import DuckDBDestination
-from afterload.destinations.sql import first_line
 
 log = logging.getLogger("afterload.duckdb")
 
@@ -138,18 +137,6 @@ class SharedDuckDBDestination(DuckDBDestination):
             raise
         if not (before or keep):
             self.release()
-
-    @contextlib.contextmanager
-    def _ledger_cursor(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A ledger write takes its turn like a commit (after a dbt run holding the file)."""
-        with self._turn, self.held() as con:
-            cur = con.cursor()
-            try:
-                yield cur
-            except duckdb.Error as exc:
-                raise DestinationError(f"{self.path}: {what} failed: {first_line(exc)}") from None
-            finally:
-                cur.close()
 
     def _hold(self) -> duckdb.DuckDBPyConnection:
         if self._con is not None:
