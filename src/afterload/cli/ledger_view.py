@@ -150,24 +150,46 @@ def _short(when: datetime | None, *, date: bool) -> str:
 
 
 def ledger_table(rows: list[LedgerEntry], title: str) -> Table:
-    """Oldest first, like a log; times in UTC (``--json`` has them in full)."""
+    """Oldest first, like a log; times in UTC (``--json`` has them in full). Cells are never
+    cut: each column is as wide as its longest cell (see :func:`print_uncut`)."""
     table = Table(title=f"{title}, times UTC")
-    for col in ("created", "trigger", "run", "mode", "decision", "covers", "status", "finished"):
-        table.add_column(col, justify="right" if col == "run" else "left")
+    cells = []
     for row in reversed(rows):
         covers = (
             "-"
             if row.covers_transaction is None
             else f"txn {row.covers_transaction} ({_short(row.covers_committed_at, date=False)})"
         )
-        table.add_row(
-            _short(row.created_at, date=True),
-            row.job,
-            "-" if row.run_id is None else str(row.run_id),
-            row.mode or "-",
-            row.decision,
-            covers,
-            row.status or ("-" if not row.started else "…"),
-            _short(row.finished_at, date=False),
+        cells.append(
+            (
+                _short(row.created_at, date=True),
+                row.job,
+                "-" if row.run_id is None else str(row.run_id),
+                row.mode or "-",
+                row.decision,
+                covers,
+                row.status or ("-" if not row.started else "…"),
+                _short(row.finished_at, date=False),
+            )
         )
+    names = ("created", "trigger", "run", "mode", "decision", "covers", "status", "finished")
+    for i, col in enumerate(names):
+        width = max([len(col), *(len(c[i]) for c in cells)])
+        table.add_column(
+            col, justify="right" if col == "run" else "left", no_wrap=True, min_width=width
+        )
+    for row_cells in cells:
+        table.add_row(*row_cells)
     return table
+
+
+def print_uncut(table: Table, console: Console) -> None:
+    """Print a table at the width its columns need, wider than the console if it must be
+    (``print`` alone would shrink and cut the cells to the console's width)."""
+    needed = sum((c.min_width or 0) + 3 for c in table.columns) + 1
+    width = console.width
+    console.width = max(width, needed)
+    try:
+        console.print(table)
+    finally:
+        console.width = width

@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 from afterload.cli.app import ConfigArg, app, err, load, out
-from afterload.cli.ledger_view import LedgerUnavailable, entry_json, ledger_table, read_ledger
+from afterload.cli.ledger_view import (
+    LedgerUnavailable,
+    entry_json,
+    ledger_table,
+    print_uncut,
+    read_ledger,
+)
 from afterload.errors import AfterloadError
 
 
@@ -40,4 +46,4 @@ def runs(
             f"materialization {loaded.name}: no trigger decisions recorded yet", highlight=False
         )
         return
-    out.print(ledger_table(rows, f"run ledger of {loaded.name} (newest {len(rows)})"))
+    print_uncut(ledger_table(rows, f"run ledger of {loaded.name} (newest {len(rows)})"), out)
