@@ -91,8 +91,11 @@ _ACCEPTS: dict[ColumnType, frozenset[type]] = {
 
 ValueCheck = Callable[[Any], None]
 Signature = tuple[tuple[str, ...], tuple[type, ...]]
-Plan = tuple[tuple[str, ...], tuple[tuple[str, ValueCheck], ...]]
-"""A known signature's checks split for the fast path: BIGINT range names, other checks."""
+Plan = tuple[tuple[str, ...], tuple[tuple[str, ValueCheck], ...], tuple[str, ...], tuple[str, ...]]
+"""A known signature's checks split for the fast path: BIGINT range names, other checks, the
+names holding floats (orjson reads an integer past 64 bits as a float: the scan sends any float
+of that size to the exact path), and the names holding objects or arrays (whose own property
+names the scan counts when it looks for a repeated top-level name)."""
 
 
 def _check_timestamp(value: Any) -> None:
@@ -273,8 +276,10 @@ class TableShape:
                 return None
             ints = tuple(name for name, check in checks if check is _check_int64)
             others = tuple((name, check) for name, check in checks if check is not _check_int64)
-            # A HUGEINT check cannot be a plan's: the scan sees floats where orjson rounded.
-            plan = self.plans[sig] = (ints, others)
+            names, types = sig
+            floats = tuple(n for n, t in zip(names, types, strict=True) if t is float)
+            containers = tuple(n for n, t in zip(names, types, strict=True) if t in (dict, list))
+            plan = self.plans[sig] = (ints, others, floats, containers)
         return plan
 
     def _observe_slow(self, doc: dict[str, Any]) -> tuple[tuple[str, ValueCheck], ...]:
