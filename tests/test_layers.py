@@ -25,6 +25,7 @@ CORE_DATA = (
     "afterload.core.stopper",
     "afterload.core.committer",
     "afterload.core.trigger_state",
+    "afterload.core.survey",
 )
 DESTINATION_API = ("afterload.destinations.base",)
 

@@ -147,3 +147,45 @@ def test_a_unique_index_a_user_added_works_and_widening_its_column_is_one_senten
     assert "column id of table t must widen to HUGEINT but an index depends on it" in message
     dest.close()
     assert table(db) == [(1, "c"), (3, "d")]  # the failed commit changed nothing
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("kind", ["no-key", "legacy-primary-key", "unique-index"])
+def test_surveyed_lines_keep_the_last_line_of_each_key(
+    tmp_path: Path, seed: int, kind: str
+) -> None:
+    """Lines DuckDB reads itself arrive unreduced: the last line of a key wins, in the
+    transaction and over the rows before, whatever keeps the table's keys unique."""
+    rng = random.Random(seed)
+    db = tmp_path / "w.duckdb"
+    dest = DuckDBDestination(db)
+    dest.open("shop")
+    if kind == "legacy-primary-key":
+        dest.con.execute(
+            "CREATE TABLE t (id BIGINT NOT NULL, v VARCHAR, flow_document JSON NOT NULL, "
+            "flow_published_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (id))"
+        )
+    shape = TableShape("t", ["/id"], delta=False)
+    surveyor = dest.surveyor()
+    assert surveyor is not None
+    model: dict[int, str] = {}
+    for step in range(8):
+        batch = [
+            (rng.randrange(-5, 25), rng.choice(["", "é\u0000x", "v" * 50, str(step)]))
+            for _ in range(rng.randrange(1, 40))
+        ]
+        lines = [json.dumps({"id": k, "v": v}).encode() for k, v in batch]
+        staged = surveyor.survey(shape, ["/id"], [lines], hard_delete=False)
+        assert staged is not None, f"step {step}: usual lines took the exact path"
+        write = TableWrite("t", "t", shape.snapshot(), [], staged=staged)
+        dest.commit([write], Checkpoint(), NOW)
+        if step == 0 and kind == "unique-index":
+            dest.con.execute("CREATE UNIQUE INDEX t_id ON t (id)")
+        model.update(batch)
+        assert write.written == len(dict(batch))
+        got = dest.con.execute("SELECT id, v FROM t ORDER BY id").fetchall()
+        assert got == sorted(model.items()), f"step {step}"
+        assert not staged.path.exists()  # the commit deleted its staged file
+    surveyor.close()
+    dest.close()
+    assert table(db) == sorted(model.items())

@@ -213,8 +213,8 @@ def test_sync_schedule_backfills_fast_then_waits_for_the_frequency(tmp_path: Pat
     real_commit = dest.commit
 
     def spy(writes, checkpoint, published_at):
-        commits.append((published_at, sum(len(w.upserts) for w in writes)))
         real_commit(writes, checkpoint, published_at)
+        commits.append((published_at, sum(w.rows for w in writes)))
 
     dest.commit = spy  # type: ignore[method-assign]
     m.open()

@@ -152,6 +152,7 @@ class Materializer:
                     changes.upserts(),
                     changes.deletes(),
                     embedded_document=self.embedded_document,
+                    staged=changes.staged,
                 )
             )
         published = self.clock.wall()
@@ -217,7 +218,7 @@ class Materializer:
             return
         txn, writes = pending.txn, pending.writes
         stored = txn.stored
-        rows = sum(len(w.upserts) + len(w.deletes) for w in writes)
+        rows = sum(w.rows for w in writes)
         self.transactions += 1
         self.documents += stored
         self.rows += rows

@@ -219,6 +219,16 @@ class TableShape:
         copy.version = self.version
         return copy
 
+    def adopt(self, other: TableShape) -> None:
+        """Take the columns of ``other``, a :meth:`snapshot` of this shape grown since."""
+        if other.columns == self.columns:
+            return
+        self.columns = {n: replace(c) for n, c in other.columns.items()}
+        self._lower = dict(other._lower)
+        self.version += 1
+        self._ok.clear()
+        self.plans.clear()
+
     def ordered(self) -> list[Column]:
         """Key columns first, then the others in the order they appeared."""
         cols = list(self.columns.values())
@@ -310,6 +320,8 @@ class TableShape:
                 raise problem from None
         if name in RESERVED:
             raise LineProblem(f"property {name!r} collides with afterload's column")
+        if not name:
+            raise LineProblem('has a property named "" (empty), which cannot be a column')
         inferred = _PY_TYPE.get(type(value), ColumnType.JSON)
         check: ValueCheck | None = _check_int64 if inferred is ColumnType.BIGINT else None
         if inferred is ColumnType.BIGINT and not INT64_MIN <= value <= INT64_MAX:

@@ -9,13 +9,34 @@ memory is about its input size and the destination can stage the bytes as they a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class StagedLines:
+    """A binding's lines, found usual by a survey, staged in a file the destination reads
+    itself (reducing by key in SQL, last line wins); it deletes the file after the commit."""
+
+    path: Path
+    documents: int
+    longest: int
 
 
 class BindingChanges:
     """One binding's part of a transaction."""
 
-    __slots__ = ("appended", "bytes", "deleted", "delta", "documents", "hard_delete", "rows")
+    __slots__ = (
+        "appended",
+        "bytes",
+        "chunks",
+        "deleted",
+        "delta",
+        "documents",
+        "hard_delete",
+        "rows",
+        "staged",
+    )
 
     def __init__(self, *, delta: bool, hard_delete: bool) -> None:
         self.delta = delta
@@ -26,6 +47,11 @@ class BindingChanges:
         self.appended: list[bytes] = []
         self.documents = 0
         self.bytes = 0
+        self.chunks: list[tuple[str, int, list[bytes]]] = []
+        """Lines read but not parsed yet (source, first line number, lines): a survey
+        decides at the end of the transaction whether Python needs to parse them at all."""
+        self.staged: StagedLines | None = None
+        """Set when a survey found the chunks usual: the destination reads them itself."""
 
     def add(self, key: Any, raw: bytes, delete: bool) -> None:
         self.documents += 1

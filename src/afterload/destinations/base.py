@@ -13,6 +13,7 @@ from typing import Protocol
 
 from afterload.core.checkpoint import Checkpoint
 from afterload.core.schema import ColumnType, TableShape
+from afterload.core.transaction import StagedLines
 from afterload.errors import AfterloadError
 
 
@@ -40,6 +41,17 @@ class TableWrite:
     embedded_document: bool = False
     """The document column comes from each line's ``flow_document`` property, not the whole
     line (the Flow driver: its rows are fields, its document is the runtime's)."""
+    staged: StagedLines | None = None
+    """Lines a survey found usual, unreduced, in a file (then ``upserts`` is empty)."""
+    written: int | None = None
+    """Rows the destination wrote from ``staged`` (known after the commit)."""
+
+    @property
+    def rows(self) -> int:
+        """Rows written (upserts and deletes; a staged write's own count once committed)."""
+        if self.staged is not None:
+            return self.written if self.written is not None else self.staged.documents
+        return len(self.upserts) + len(self.deletes)
 
     @property
     def delta(self) -> bool:
@@ -84,6 +96,30 @@ class Destination(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class LineSurveyor(Protocol):
+    """A destination that reads JSON lines itself: it surveys a transaction's lines so that
+    usual ones need no parsing in Python (see :mod:`afterload.core.survey`)."""
+
+    def survey(
+        self,
+        shape: TableShape,
+        key_pointers: list[str],
+        chunks: list[list[bytes]],
+        *,
+        hard_delete: bool,
+    ) -> StagedLines | None:
+        """The lines staged for the destination if usual (``shape`` grown to fit), else None."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def surveyor_for(destination: Destination) -> LineSurveyor | None:
+    """The destination's surveyor, if it reads JSON lines itself (DuckDB)."""
+    make = getattr(destination, "surveyor", None)
+    return None if make is None else make()
 
 
 class DocumentLoader(Protocol):

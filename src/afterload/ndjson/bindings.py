@@ -13,7 +13,7 @@ from afterload.core.checkpoint import BindingCheckpoint, Checkpoint
 from afterload.core.documents import DocumentParser
 from afterload.core.jsonschema import load_json_schema, shape_from_json_schema
 from afterload.core.schema import ColumnType, LineProblem, SchemaError, TableShape
-from afterload.destinations.base import Destination
+from afterload.destinations.base import Destination, LineSurveyor, surveyor_for
 from afterload.errors import ConfigError
 from afterload.ndjson.config import Binding, LoadedNdjson
 from afterload.ndjson.rejects import RejectsFile
@@ -33,6 +33,9 @@ class BindingState:
     rejects_size: int = 0
     rejects_recorded: bool = False
     """Whether the committed checkpoint already holds the rejects file's size."""
+    surveyor: LineSurveyor | None = None
+    """Set when the destination reads the lines itself (DuckDB): Python then parses only
+    transactions its survey finds something unusual in."""
 
     @property
     def table(self) -> str:
@@ -98,8 +101,17 @@ def _binding(
     parser = DocumentParser(
         shape, binding.key, hard_delete=binding.hard_delete, forbid_nul=not destination.stores_nul
     )
+    # A nested key (a/b) is read by pointer in the writer; its lines take the exact path.
+    surveyor = None if shape.projections else surveyor_for(destination)
     return BindingState(
-        binding, source, shape, parser, rejects, size, rejects_recorded=entry.rejects is not None
+        binding,
+        source,
+        shape,
+        parser,
+        rejects,
+        size,
+        rejects_recorded=entry.rejects is not None,
+        surveyor=surveyor,
     )
 
 

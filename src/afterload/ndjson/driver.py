@@ -103,6 +103,8 @@ class NdjsonDriver:
         self.core.close()
         for b in self.bindings:
             b.source.close()
+            if b.surveyor is not None:
+                b.surveyor.close()
         self.progress.stop()
 
     # -- reading ----------------------------------------------------------------------------
@@ -116,11 +118,48 @@ class NdjsonDriver:
                 delta=b.binding.delta_updates, hard_delete=b.binding.hard_delete
             )
             txn.changes[b.table] = changes
+        if b.surveyor is not None:
+            changes.chunks.append((source, first, lines))  # surveyed when the txn is complete
+            return
+        self._parse(b, changes, lines, source, first, txn)
+
+    def _parse(
+        self,
+        b: BindingState,
+        changes: BindingChanges,
+        lines: list[bytes],
+        source: str,
+        first: int,
+        txn: Transaction,
+    ) -> None:
+        """The exact path: every line parsed in Python, problems worded with file and line."""
 
         def problem(index: int, reason: str, raw: bytes) -> None:
             self._reject(b, source, first + index, reason, raw, txn)
 
         b.parser.take(lines, changes, problem)
+
+    def _resolve(self, txn: Transaction) -> None:
+        """Survey each binding's unparsed lines (the destination parses usual ones itself);
+        lines a survey finds anything unusual in all go through the exact path."""
+        for b in self.bindings:
+            changes = txn.changes.get(b.table)
+            if changes is None or not changes.chunks or b.surveyor is None:
+                continue
+            chunks, changes.chunks = changes.chunks, []
+            staged = b.surveyor.survey(
+                b.shape,
+                b.binding.key,
+                [lines for _, _, lines in chunks],
+                hard_delete=b.binding.hard_delete,
+            )
+            if staged is None:
+                for source, first, lines in chunks:
+                    self._parse(b, changes, lines, source, first, txn)
+                continue
+            changes.staged = staged
+            changes.documents += staged.documents
+            changes.bytes += sum(sum(map(len, lines)) + len(lines) for _, _, lines in chunks)
 
     def _reject(
         self, b: BindingState, source: str, line: int, reason: str, raw: bytes, txn: Transaction
@@ -191,6 +230,7 @@ class NdjsonDriver:
         The commit before must have stood first: its checkpoint records the rejects file's
         size before this transaction's rejects.
         """
+        self._resolve(txn)  # while the commit before may still be in flight
         self.core.settle()
         for b in self.bindings:
             entries = txn.rejects.get(b.table)

@@ -86,7 +86,9 @@ class Catalog:
                 null = " NOT NULL" if col.key else ""
                 defs.append(f"{quote(col.name)} {col.type.value}{null}")
             if shape.store_document:
-                defs.append(f"{quote(DOCUMENT_COLUMN)} JSON NOT NULL")
+                # zstd: smaller and faster to write than DuckDB's default choice for whole
+                # documents (bench/RESULTS.md, "flow_document compression").
+                defs.append(f"{quote(DOCUMENT_COLUMN)} JSON NOT NULL USING COMPRESSION zstd")
             defs.append(f"{quote(PUBLISHED_COLUMN)} TIMESTAMPTZ NOT NULL")
             # No PRIMARY KEY: the merge (DELETE … USING the staged keys, then INSERT) keeps
             # keys unique, and a key index cost DuckDB more than it saved (bench/RESULTS.md).

@@ -22,6 +22,7 @@ from afterload.destinations.base import (
 )
 from afterload.destinations.duckdb.connect import connect, literal
 from afterload.destinations.duckdb.ledger import DuckDBLedger
+from afterload.destinations.duckdb.survey import Surveyor
 from afterload.destinations.duckdb.writer import Writer
 from afterload.destinations.sql import CHECKPOINTS, first_line, quote
 
@@ -40,9 +41,16 @@ class DuckDBDestination(Writer, DuckDBLedger):
     optional_document = True
 
     def __init__(
-        self, path: Path, schema: str = "main", *, memory_limit: str | None = None
+        self,
+        path: Path,
+        schema: str = "main",
+        *,
+        memory_limit: str | None = None,
+        survey: bool = True,
     ) -> None:
         self.path = path
+        self.survey = survey
+        """Whether usual lines are read by DuckDB (off: every line through the exact path)."""
         self.schema = schema
         self.memory_limit = memory_limit
         self.name = str(path)
@@ -106,6 +114,10 @@ class DuckDBDestination(Writer, DuckDBLedger):
         with self._turn:
             self._close()
 
+    def surveyor(self) -> Surveyor | None:
+        """Surveys a binding's transactions (DuckDB reads JSON lines itself)."""
+        return Surveyor() if self.survey else None
+
     def _close(self) -> None:
         if self._con is not None:
             self._con.close()
@@ -161,7 +173,7 @@ class DuckDBDestination(Writer, DuckDBLedger):
             self._rollback()
             raise DestinationError(f"{self.path}: the commit failed: {first_line(exc)}") from None
         finally:
-            self._clear_stage()
+            self._clear_stage(writes)
 
     def _fenced_message(self) -> str:
         return (

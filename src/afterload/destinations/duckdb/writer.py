@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+import duckdb
 import orjson
 
 from afterload.core.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, TableShape
@@ -60,22 +62,16 @@ class Writer(Catalog):
             sub = self._select(stage, shape, keys, max(map(len, write.deletes)))
             cond = " AND ".join(f"{table}.{quote(k)} = d.s[{literal(k)}]" for k in keys)
             con.execute(f"DELETE FROM {table} USING ({sub}) d WHERE {cond}")
+        if write.staged is not None:
+            self._write_staged(write, published_at, created)
+            return
         if not write.upserts:
             return
         stage = self._stage(f"{index}-rows.jsonl", write.upserts)
         cols = [c.name for c in shape.ordered()]
         longest = max(map(len, write.upserts))
         sub = self._select(stage, shape, cols, longest)
-        document = [quote(DOCUMENT_COLUMN)] if shape.store_document else []
-        target = ", ".join([*(quote(c) for c in cols), *document, quote(PUBLISHED_COLUMN)])
-        source_document = "json -> '$.flow_document'" if write.embedded_document else "json"
-        values = ", ".join(
-            [
-                *(f"s[{literal(c)}]" for c in cols),
-                *([source_document] if document else []),
-                f"{literal(published_at)}::TIMESTAMPTZ",
-            ]
-        )
+        target, values = self._row(write, published_at)
         if shape.delta or not shape.key or created:
             verb = "INSERT"
         elif self.keyed(write.table):
@@ -88,6 +84,106 @@ class Writer(Catalog):
             con.execute(f"DELETE FROM {table} USING ({staged}) d WHERE {cond}")
             verb = "INSERT"
         con.execute(f"{verb} INTO {table} ({target}) SELECT {values} FROM ({sub})")
+
+    def _row(self, write: TableWrite, published_at: str) -> tuple[str, str]:
+        """The target columns of a row and the values for them from ``(s, json)``."""
+        shape = write.shape
+        cols = [c.name for c in shape.ordered()]
+        document = [quote(DOCUMENT_COLUMN)] if shape.store_document else []
+        target = ", ".join([*(quote(c) for c in cols), *document, quote(PUBLISHED_COLUMN)])
+        source_document = "json -> '$.flow_document'" if write.embedded_document else "json"
+        values = ", ".join(
+            [
+                *(f"s[{literal(c)}]" for c in cols),
+                *([source_document] if document else []),
+                f"{literal(published_at)}::TIMESTAMPTZ",
+            ]
+        )
+        return target, values
+
+    def _write_staged(self, write: TableWrite, published_at: str, created: bool) -> None:
+        """Lines a survey found usual: DuckDB reads the staged file into the table as it is,
+        then keeps the last line of each key (rows are appended in line order, so the
+        newest row of a key has the highest ``rowid``) and removes the key's older rows."""
+        staged = write.staged
+        assert staged is not None
+        con = self.con
+        shape = write.shape
+        table = self._q(write.table)
+        cols = [c.name for c in shape.ordered()]
+        sub = self._select(staged.path, shape, cols, staged.longest)
+        target, values = self._row(write, published_at)
+        if (
+            shape.key
+            and not shape.delta
+            and (self.keyed(write.table) or self._indexed(write.table))
+        ):
+            self._replace_staged(write, sub, target, values)
+            return
+        before = _count(con.execute(f"SELECT coalesce(max(rowid), -1) FROM {table}"))
+        inserted = _count(
+            con.execute(f"INSERT INTO {table} ({target}) SELECT {values} FROM ({sub})")
+        )
+        write.written = inserted
+        if shape.delta or not shape.key:
+            return
+        keys = ", ".join(quote(k) for k in shape.key)
+        new = f"SELECT rowid AS r, {keys} FROM {table} WHERE rowid > {before}"
+        distinct = _count(
+            con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM ({new}))")
+        )
+        if distinct != inserted:
+            # Keys repeated within the transaction: the last line of each wins.
+            con.execute(
+                f"DELETE FROM {table} WHERE rowid > {before} AND rowid NOT IN "
+                f"(SELECT max(r) FROM ({new}) GROUP BY {keys})"
+            )
+            write.written = distinct
+        if not created and before >= 0:
+            cond = " AND ".join(f"{table}.{quote(k)} = n.{quote(k)}" for k in shape.key)
+            con.execute(
+                f"DELETE FROM {table} USING ({new}) n WHERE {table}.rowid <= {before} AND {cond}"
+            )
+
+    def _replace_staged(self, write: TableWrite, sub: str, target: str, values: str) -> None:
+        """A table with a PRIMARY KEY (made by an older version) or a unique index a user
+        added: an index checks each row as it is inserted, so reduce first, then replace (or
+        delete the staged keys, then insert)."""
+        con = self.con
+        table = self._q(write.table)
+        shape = write.shape
+        keys = ", ".join(f"s[{literal(k)}]" for k in shape.key)
+        reduced = (
+            f"SELECT s, json FROM (SELECT s, json, row_number() OVER () AS n FROM ({sub})) "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY n DESC) = 1"
+        )
+        if self.keyed(write.table):
+            write.written = _count(
+                con.execute(
+                    f"INSERT OR REPLACE INTO {table} ({target}) SELECT {values} FROM ({reduced})"
+                )
+            )
+            return
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _afterload_reduced AS {reduced}")
+        try:
+            cond = " AND ".join(f"{table}.{quote(k)} = d.s[{literal(k)}]" for k in shape.key)
+            con.execute(f"DELETE FROM {table} USING _afterload_reduced d WHERE {cond}")
+            write.written = _count(
+                con.execute(
+                    f"INSERT INTO {table} ({target}) SELECT {values} FROM _afterload_reduced"
+                )
+            )
+        finally:
+            con.execute("DROP TABLE IF EXISTS _afterload_reduced")
+
+    def _indexed(self, table: str) -> bool:
+        """Whether a user added an index to the table (asked each commit: one may be added
+        between runs)."""
+        row = self.con.execute(
+            "SELECT count(*) FROM duckdb_indexes() WHERE schema_name = ? AND table_name = ?",
+            [self.schema, table],
+        ).fetchone()
+        return bool(row and row[0])
 
     def _overlaps(self, table: str, stage: Path, shape: TableShape, longest: int) -> bool:
         """Whether any staged key is already in a table with a PRIMARY KEY.
@@ -121,7 +217,15 @@ class Writer(Catalog):
             self._clear_stage()
         return [str(r[0]) for r in rows]
 
-    def _clear_stage(self) -> None:
+    def _clear_stage(self, writes: Sequence[TableWrite] = ()) -> None:
+        for write in writes:
+            if write.staged is not None:
+                write.staged.path.unlink(missing_ok=True)
         if self._stage_dir is not None:
             for entry in os.scandir(self._stage_dir):
                 Path(entry.path).unlink()
+
+
+def _count(result: duckdb.DuckDBPyConnection) -> int:
+    row = result.fetchone()
+    return int(row[0]) if row else 0

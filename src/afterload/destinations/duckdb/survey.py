@@ -1,0 +1,207 @@
+"""The survey of a transaction's lines in SQL, so that DuckDB parses them and Python does not.
+
+The lines are staged in a file once; an in-memory DuckDB (never the destination's file, so a
+survey runs while the previous commit holds the file) groups them as
+:mod:`afterload.core.survey` describes, and :func:`~afterload.core.survey.judge` decides. When
+the lines are usual, the writer reads the same staged file into the table (reduced by key in
+SQL); otherwise the driver parses them in Python, the exact path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import duckdb
+
+from afterload.core.schema import ColumnType, TableShape
+from afterload.core.survey import (
+    DATE_PATTERN,
+    DATE_TIME_PATTERN,
+    Group,
+    Verdict,
+    judge,
+    surveyed_columns,
+)
+from afterload.core.transaction import StagedLines
+from afterload.destinations.duckdb.connect import literal
+
+log = logging.getLogger("afterload.survey")
+
+SUSPECT = (
+    r"[:,\[]\s*-?(?i:nan|inf)|,\s*[\]}]|[:,\[]\s*-?[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]{3}"
+    r"|[:,\[]\s*-?[0-9]{16}"
+)
+"""Tokens after ``:``, ``,`` or ``[`` that DuckDB's reader takes and the exact path reads
+otherwise: NaN and infinities, trailing commas, exponents of three digits (which may overflow a
+double), integers of 16 digits or more (which a DOUBLE may round, or past 64 bits). A string
+that happens to hold such text only costs its transaction the exact path."""
+TYPES = {
+    None: "n",
+    "NULL": "n",
+    "VARCHAR": "s",
+    "OBJECT": "o",
+    "ARRAY": "a",
+    "BOOLEAN": "b",
+    "DOUBLE": "f",
+    "UBIGINT": "i",
+    "BIGINT": "i",
+}
+"""DuckDB's ``json_type`` as a value class (an integer is short: longer ones are suspect)."""
+
+DEEP = 500
+"""A line with this many brackets may nest past what the exact path reads: it reads it."""
+BOM = b"\xef\xbb\xbf"
+"""DuckDB's reader skips a byte-order mark at the start of a line; the exact path refuses it."""
+PASSES = 3
+"""Surveys of one transaction at most: the first may find new properties, the next types them."""
+
+
+class Surveyor:
+    """Surveys one binding's transactions; one in-memory DuckDB, opened on first use."""
+
+    def __init__(self) -> None:
+        self.stage_dir = Path(tempfile.mkdtemp(prefix="afterload-survey-"))
+        """Its own folder: a staged file outlives the survey until its commit deletes it."""
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._names = itertools.count()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        shutil.rmtree(self.stage_dir, ignore_errors=True)
+
+    def survey(
+        self,
+        shape: TableShape,
+        key_pointers: list[str],
+        chunks: list[list[bytes]],
+        *,
+        hard_delete: bool,
+    ) -> StagedLines | None:
+        """Stage and judge the lines; the staged file if usual (``shape`` then grown to fit
+        them), else None and ``shape`` untouched."""
+        expected = sum(len(lines) - lines.count(b"") for lines in chunks)
+        longest = max((max(map(len, lines), default=0) for lines in chunks), default=0)
+        if expected == 0:
+            return None
+        path = self.stage_dir / f"survey-{next(self._names)}.jsonl"
+        data = b"".join(b"\n".join(lines) + b"\n" for lines in chunks)
+        if BOM in data:
+            return None
+        path.write_bytes(data)
+        del data
+        try:
+            staged = self._judge(path, shape, key_pointers, expected, longest, hard_delete)
+        except duckdb.Error as exc:
+            # The reader refused a line (invalid JSON or UTF-8): the exact path words it.
+            log.debug("survey: %s", str(exc).splitlines()[0])
+            staged = None
+        if staged is None:
+            path.unlink(missing_ok=True)
+        return staged
+
+    def _judge(
+        self,
+        path: Path,
+        shape: TableShape,
+        key_pointers: list[str],
+        expected: int,
+        longest: int,
+        hard_delete: bool,
+    ) -> StagedLines | None:
+        columns = surveyed_columns(shape)
+        ordered = False
+        for _ in range(PASSES):
+            groups = self._groups(path, shape, columns, longest, ordered=ordered)
+            if sum(g.count for g in groups) != expected:
+                return None  # a whitespace-only line, or lines the reader split otherwise
+            judgement = judge(shape, key_pointers, columns, groups, hard_delete=hard_delete)
+            if judgement.verdict is Verdict.USUAL:
+                assert judgement.shape is not None
+                shape.adopt(judgement.shape)
+                return StagedLines(path, expected, longest)
+            if judgement.verdict is Verdict.EXACT:
+                log.debug("survey: the exact path (%s)", judgement.reason)
+                return None
+            # New properties: survey again with them, in line order so that the new columns
+            # come in the order the exact path would add them.
+            columns, ordered = judgement.columns, True
+        return None
+
+    def _groups(
+        self,
+        path: Path,
+        shape: TableShape,
+        columns: tuple[str, ...],
+        longest: int,
+        *,
+        ordered: bool,
+    ) -> list[Group]:
+        """One row per kind of line. Numbering the lines costs DuckDB its parallelism, so
+        only a pass that must know which line came first (new columns) numbers them; with
+        no new column, the judgement does not depend on the groups' order."""
+        if self._con is None:
+            self._con = duckdb.connect()
+        pointers = ", ".join(literal(_pointer(n)) for n in columns)
+        types = f"json_type(json, [{pointers}])" if columns else "[]::VARCHAR[]"
+        dated = [n for n in columns if _dated(shape, n)]
+        checks = ", ".join(_iso_check(shape, n) for n in dated)
+        # CASE evaluates a branch only for the lines that reach it: the costly checks run
+        # on long lines alone.
+        suspect = (
+            f"CASE WHEN regexp_matches(json, {literal(SUSPECT)}) THEN true "
+            f"WHEN length(json) < {DEEP} THEN false "
+            f"ELSE length(json) - length(translate(json, '[{{', '')) >= {DEEP} END"
+        )
+        size = max(16 << 20, longest + 1024)
+        source = (
+            f"read_json_objects({literal(str(path))}, format='newline_delimited', "
+            f"maximum_object_size={size})"
+        )
+        if ordered:
+            inner = f"SELECT row_number() OVER () - 1 AS i, json FROM {source}"
+            first = "min(i), arg_min(json, i)::VARCHAR"
+        else:
+            inner = f"SELECT json FROM {source}"
+            first = "0, any_value(json)::VARCHAR"
+        rows = self._con.execute(
+            f"SELECT json_keys(json), {types}, [{checks}]::BOOLEAN[], {suspect}, count(*), "
+            f"{first} FROM ({inner}) GROUP BY ALL"
+        ).fetchall()
+        groups = []
+        for names, kinds, iso, flagged, n, i, sample in rows:
+            classes = [TYPES.get(kind, "?") for kind in kinds]
+            for name, ok in zip(dated, iso, strict=True):
+                at = columns.index(name)
+                if classes[at] == "s" and ok:
+                    classes[at] = "T"
+            groups.append(
+                Group(tuple(names), tuple(classes), bool(flagged), n, i, str(sample).encode())
+            )
+        return groups
+
+
+def _pointer(name: str) -> str:
+    """The JSON pointer of a top-level property (DuckDB reads ``/`` paths as pointers)."""
+    return "/" + name.replace("~", "~0").replace("/", "~1")
+
+
+def _dated(shape: TableShape, name: str) -> bool:
+    col = shape.columns.get(name)
+    return col is not None and col.type in (ColumnType.TIMESTAMPTZ, ColumnType.DATE)
+
+
+def _iso_check(shape: TableShape, name: str) -> str:
+    """Whether a date-time (or date) column's value is one both paths read alike."""
+    ctype = shape.columns[name].type
+    pattern = DATE_TIME_PATTERN if ctype is ColumnType.TIMESTAMPTZ else DATE_PATTERN
+    x = f"CAST(json_extract(json, {literal(_pointer(name))}) AS VARCHAR)"
+    return (
+        f"coalesce(regexp_full_match({x}, {literal(pattern)}) AND "
+        f"TRY_CAST({x}[2:-2] AS {ctype.value}) IS NOT NULL, false)"
+    )
