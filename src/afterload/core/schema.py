@@ -320,8 +320,6 @@ class TableShape:
                 raise problem from None
         if name in RESERVED:
             raise LineProblem(f"property {name!r} collides with afterload's column")
-        if not name:
-            raise LineProblem('has a property named "" (empty), which cannot be a column')
         inferred = _PY_TYPE.get(type(value), ColumnType.JSON)
         check: ValueCheck | None = _check_int64 if inferred is ColumnType.BIGINT else None
         if inferred is ColumnType.BIGINT and not INT64_MIN <= value <= INT64_MAX:
