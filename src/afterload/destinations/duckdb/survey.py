@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+import orjson
 
 from afterload.core.schema import ColumnType, TableShape
 from afterload.core.survey import (
@@ -90,10 +91,15 @@ class Surveyor:
         if expected == 0:
             return None
         path = self.stage_dir / f"survey-{next(self._names)}.jsonl"
-        data = b"".join(b"\n".join(lines) + b"\n" for lines in chunks)
-        if BOM in data:
-            return None
-        path.write_bytes(data)
+        with open(path, "wb") as f:
+            for lines in chunks:
+                data = b"\n".join(lines)
+                if BOM in data:
+                    f.close()
+                    path.unlink()
+                    return None
+                f.write(data)
+                f.write(b"\n")
         del data
         try:
             staged = self._judge(path, shape, key_pointers, expected, longest, hard_delete)
@@ -114,23 +120,31 @@ class Surveyor:
         longest: int,
         hard_delete: bool,
     ) -> StagedLines | None:
-        columns = surveyed_columns(shape)
+        columns = (*surveyed_columns(shape), *_first_names(path, shape))
         ordered = False
         for _ in range(PASSES):
             groups = self._groups(path, shape, columns, longest, ordered=ordered)
             if sum(g.count for g in groups) != expected:
                 return None  # a whitespace-only line, or lines the reader split otherwise
             judgement = judge(shape, key_pointers, columns, groups, hard_delete=hard_delete)
+            several = len({g.names for g in groups}) > 1
             if judgement.verdict is Verdict.USUAL:
                 assert judgement.shape is not None
+                if (
+                    not ordered
+                    and several
+                    and judgement.shape.columns.keys() != shape.columns.keys()
+                ):
+                    # New columns from lines naming them in more than one order: number the
+                    # lines, so that they come in the order the exact path adds them.
+                    ordered = True
+                    continue
                 shape.adopt(judgement.shape)
                 return StagedLines(path, expected, longest)
             if judgement.verdict is Verdict.EXACT:
                 log.debug("survey: the exact path (%s)", judgement.reason)
                 return None
-            # New properties: survey again with them, in line order so that the new columns
-            # come in the order the exact path would add them.
-            columns, ordered = judgement.columns, True
+            columns, ordered = judgement.columns, several
         return None
 
     def _groups(
@@ -205,3 +219,15 @@ def _iso_check(shape: TableShape, name: str) -> str:
         f"coalesce(regexp_full_match({x}, {literal(pattern)}) AND "
         f"TRY_CAST({x}[2:-2] AS {ctype.value}) IS NOT NULL, false)"
     )
+
+
+def _first_names(path: Path, shape: TableShape) -> list[str]:
+    """The first line's property names the shape lacks: surveyed from the first pass on, so
+    that a table's first transaction usually needs one pass."""
+    with open(path, "rb") as f:
+        first = f.readline()
+    try:
+        doc = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return []
+    return [n for n in doc if n not in shape.columns] if type(doc) is dict else []
