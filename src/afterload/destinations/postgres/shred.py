@@ -59,7 +59,7 @@ def _py_float(text: str) -> str:
     return (
         f"CASE WHEN octet_length({text}) < 300 OR abs({text}::numeric) > {_TINY} "
         f"THEN {text}::float8 WHEN starts_with({text}, '-') THEN '-0'::float8 "
-        "ELSE 0::float8 END"
+        f"WHEN {text} IS NOT NULL THEN 0::float8 END"
     )
 
 
