@@ -69,7 +69,7 @@ def old_encode_rows(lines: list[bytes], shape: TableShape, stamp: str, embedded:
 # -- documents -------------------------------------------------------------------------------
 
 TEXT = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00")
     | st.sampled_from(["\\", "\t", "\r", "\n", '"', "'", "N", ".", "é", "𝄞", "\u2028"]),
     max_size=12,
 ) | st.sampled_from(["", "\\N", "\\.", "\\\\", "\\t"])
