@@ -383,7 +383,18 @@ def test_pg_identifier_rule() -> None:
     assert pg_identifier("") != "" and "\x00" not in pg_identifier("a\x00b")
 
 
-AWKWARD = ["select", "Mixed Case", 'say "hi"', "a b", "tab\tname", "x" * 70, "é" * 40, ""]
+AWKWARD = [
+    "select",
+    "Mixed Case",
+    'say "hi"',
+    "a b",
+    "tab\tname",
+    "x" * 70,
+    "é" * 40,
+    "it's",
+    "back\\slash",
+    "",
+]
 
 
 def test_awkward_identifiers_are_quoted_and_long_names_shortened(schema: str) -> None:

@@ -1,5 +1,6 @@
-"""Documents into ``COPY`` text: one parse per line, each value checked against its column, so
-the server never converts silently and a NUL character is a bad line, not a failed commit."""
+"""Values into ``COPY`` text, each checked against its column: the keys of deletes and loads
+(never checked against the columns by the driver: a key no column can hold is skipped) and
+the dates and times of rows (``shred.py``: Python's ISO 8601 reading is the check)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,6 @@ class BadValue(Exception):
 _NULL = "\\N"
 
 
-_TIMESTAMP_CACHE: dict[str, str] = {}
-
-
 def _escape(text: str) -> str:
     """COPY text format: backslash, tab, newline and carriage return are escaped."""
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
@@ -41,7 +39,7 @@ def _escape(text: str) -> str:
     return text
 
 
-def _has_nul_escape(json_text: str) -> bool:
+def has_nul_escape(json_text: str) -> bool:
     """True if JSON text holds ``\\u0000``, which neither TEXT nor JSONB can store."""
     start = json_text.find("\\u0000")
     while start >= 0:
@@ -133,7 +131,7 @@ def encoder(prop: str, ctype: ColumnType) -> Encoder:  # noqa: C901
     def json_value(value: Any) -> str:
         out = dumps(value)
         if "\\" in out:
-            if _has_nul_escape(out):
+            if has_nul_escape(out):
                 raise BadValue(f"{where} has a NUL character (\\u0000), which JSONB cannot store")
             out = out.replace("\\", "\\\\")
         return out
@@ -151,48 +149,6 @@ def project(doc: dict[str, Any], projections: Projections) -> dict[str, Any]:
     for name, path in projections.items():
         doc[name] = resolve(doc, path)
     return doc
-
-
-def _document_text(raw: bytes) -> str:
-    text = raw.decode()
-    if "\\" in text and _has_nul_escape(text):
-        raise BadValue("the document has a NUL character (\\u0000), which JSONB cannot store")
-    return _escape(text)
-
-
-def encode_rows(
-    lines: Iterable[bytes],
-    plan: Plan,
-    stamp: str,
-    projections: Projections | None = None,
-    *,
-    embedded: bool = False,
-) -> Iterator[bytes]:
-    """COPY text for whole rows (the plan's columns, the document, the commit time), in chunks.
-
-    With ``embedded`` the document is the line's ``flow_document`` property (Flow rows).
-    """
-    loads = exactjson.loads
-    tail = "\t" + stamp
-    rows: list[str] = []
-    for raw in lines:
-        doc = loads(raw)
-        if projections:
-            project(doc, projections)
-        values = [_NULL if (v := doc.get(n)) is None else enc(v) for n, enc in plan]
-        values.append(
-            _document_text(dumps(doc["flow_document"]).encode())
-            if embedded
-            else _document_text(raw)
-        )
-        rows.append("\t".join(values) + tail)
-        if len(rows) >= _CHUNK_ROWS:
-            rows.append("")
-            yield "\n".join(rows).encode()
-            rows = []
-    if rows:
-        rows.append("")
-        yield "\n".join(rows).encode()
 
 
 def encode_keys(

@@ -1,5 +1,7 @@
-"""One binding's rows into its table: ``COPY`` straight in when nothing can conflict, else
-``COPY`` into a temporary table and one merge; hard deletes by key."""
+"""One binding's rows into its table: the lines ``COPY``-ed into a temporary table and
+shredded by the server (``shred.py``), inserted straight when nothing can conflict, else
+merged; hard deletes by key (encoded in Python: their keys were never checked against the
+columns, and a key no column can hold is skipped)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from collections.abc import Iterator
 
 from psycopg import errors as pgerrors
 
-from afterload.core import exactjson
 from afterload.core.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, ColumnType, TableShape
 from afterload.destinations.base import (
     DestinationError,
@@ -17,14 +18,8 @@ from afterload.destinations.base import (
 from afterload.destinations.postgres.catalog import Catalog, Table
 from afterload.destinations.postgres.connect import Cursor
 from afterload.destinations.postgres.dialect import PG_TYPES
-from afterload.destinations.postgres.encode import (
-    BadValue,
-    Plan,
-    encode_keys,
-    encode_rows,
-    encoder,
-    project,
-)
+from afterload.destinations.postgres.encode import BadValue, Plan, encode_keys, encoder
+from afterload.destinations.postgres.shred import LINES, Shredder
 from afterload.destinations.sql import quote
 
 log = logging.getLogger("afterload.postgres")
@@ -78,89 +73,62 @@ class Writer(Catalog):
             cur.execute("DROP TABLE pg_temp._afterload_deletes")
         if not write.upserts:
             return
-        names = [c.name for c in shape.ordered()]
-        plan = self._plan(table, shape, names)
+        shred = Shredder.of(table, shape, embedded=write.embedded_document)
+        cur.execute(shred.stage())
+        self._copy(cur, LINES, shred.chunks(write.upserts))
         target = ", ".join(
             [
-                *(quote(table.columns[n].physical) for n in names),
+                *(quote(table.columns[n].physical) for n in shred.names),
                 quote(DOCUMENT_COLUMN),
                 quote(PUBLISHED_COLUMN),
             ]
         )
-        into = f"{table.qualified} ({target})"
+        insert = f"INSERT INTO {table.qualified} ({target}) {shred.select(cur.connection, stamp)}"
         if shape.delta or not keys or created:
-            self._copy(cur, into, self._rows(write, plan, stamp))
-            return
-        if table.name not in self._merge_only and self._all_new(cur, table, shape, write):
-            # A backfill brings new keys: COPY straight in is about twice as fast as staging
-            # and merging. Should a key exist after all, the savepoint undoes the attempt.
+            cur.execute(insert)
+        elif table.name not in self._merge_only and self._all_new(cur, table, shred):
+            # A backfill brings new keys: a plain INSERT is faster than a merge. Should a key
+            # exist after all, the savepoint undoes the attempt.
             cur.execute("SAVEPOINT afterload_append")
             try:
-                self._copy(
-                    cur,
-                    into,
-                    self._rows(write, plan, stamp),
-                )
+                cur.execute(insert)
             except pgerrors.UniqueViolation:
                 cur.execute("ROLLBACK TO SAVEPOINT afterload_append")
                 self._merge_only.add(table.name)
                 log.info("%s: keys meet existing rows; merging from now on", table.name)
+                self._merge(cur, table, shred, insert)
             else:
                 cur.execute("RELEASE SAVEPOINT afterload_append")
-                return
-        cur.execute(
-            f"CREATE TEMP TABLE pg_temp._afterload_rows (LIKE {table.qualified}) ON COMMIT DROP"
-        )
-        self._copy(
-            cur,
-            f"pg_temp._afterload_rows ({target})",
-            self._rows(write, plan, stamp),
-        )
+        else:
+            self._merge(cur, table, shred, insert)
+        cur.execute(f"DROP TABLE {LINES}")
+
+    @staticmethod
+    def _merge(cur: Cursor, table: Table, shred: Shredder, insert: str) -> None:
+        keys = shred.shape.key
         key_cols = ", ".join(quote(table.columns[k].physical) for k in keys)
         updates = ", ".join(
             f"{c} = EXCLUDED.{c}"
             for c in [
-                *(quote(table.columns[n].physical) for n in names if n not in keys),
+                *(quote(table.columns[n].physical) for n in shred.names if n not in keys),
                 quote(DOCUMENT_COLUMN),
                 quote(PUBLISHED_COLUMN),
             ]
         )
-        cur.execute(
-            f"INSERT INTO {table.qualified} ({target}) "
-            f"SELECT {target} FROM pg_temp._afterload_rows "
-            f"ON CONFLICT ({key_cols}) DO UPDATE SET {updates}"
-        )
-        cur.execute("DROP TABLE pg_temp._afterload_rows")
+        cur.execute(f"{insert} ON CONFLICT ({key_cols}) DO UPDATE SET {updates}")
 
     @staticmethod
-    def _rows(write: TableWrite, plan: Plan, stamp: str) -> Iterator[bytes]:
-        return encode_rows(
-            write.upserts, plan, stamp, write.shape.projections, embedded=write.embedded_document
-        )
-
-    def _all_new(self, cur: Cursor, table: Table, shape: TableShape, write: TableWrite) -> bool:
-        """True if a sample of the keys finds no existing row (a cheap index probe)."""
-        keys = shape.key
+    def _all_new(cur: Cursor, table: Table, shred: Shredder) -> bool:
+        """True if the first staged lines' keys find no existing row (a cheap index probe)."""
+        keys = shred.shape.key
         if any(table.columns[k].type is ColumnType.JSON for k in keys):
             return False
-        columns: list[list[str | None]] = [[] for _ in keys]
-        plans = self._plan(table, shape, keys)
-        for raw in write.upserts[:_PROBE_KEYS]:
-            doc = project(exactjson.loads(raw), shape.projections)
-            for values, (name, enc) in zip(columns, plans, strict=True):
-                value = doc.get(name)
-                # Plain text for the parameter: only strings would differ from COPY's form.
-                try:
-                    values.append(value if type(value) is str else enc(value))
-                except BadValue:
-                    return False
-        types = [PG_TYPES[table.columns[k].type] for k in keys]
-        physical = ", ".join(f"t.{quote(table.columns[k].physical)}" for k in keys)
-        probes = ", ".join(f"%s::text[]::{t}[]" for t in types)
+        cond = " AND ".join(
+            f"t.{c} = d.{c}" for c in (quote(table.columns[k].physical) for k in keys)
+        )
+        probe = shred.select(cur.connection, "", probe=_PROBE_KEYS)
         row = cur.execute(
-            f"SELECT EXISTS (SELECT 1 FROM {table.qualified} t WHERE ({physical}) IN "
-            f"(SELECT * FROM unnest({probes})))",
-            columns,
+            f"SELECT EXISTS (SELECT 1 FROM ({probe}) d JOIN {table.qualified} t ON {cond})"
         ).fetchone()
         return row is not None and not row[0]
 
