@@ -193,9 +193,10 @@ def rows(conn: psycopg.Connection[Any], table: str, shape: TableShape) -> list[t
     cols = []
     for c in shape.ordered():
         q = quote(pg_identifier(c.name))
-        # DOUBLE by value (-0 was 0 in JSONB already); JSONB by value: the document's own
-        # number text (1.50) is kept where the encoder wrote Python's (1.5).
-        cols.append(q if c.type is ColumnType.DOUBLE else f"{q}::text")
+        # Every column as PostgreSQL prints it (a DOUBLE's -0 is "-0": its sign must stay);
+        # JSONB by value: the document's own number text (1.50) is kept where the encoder
+        # wrote Python's (1.5).
+        cols.append(f"{q}::text")
     cols += ["flow_document::text", "flow_published_at::text"]
     got = conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY 1, 2").fetchall()
     kinds = [c.type for c in shape.ordered()] + [ColumnType.JSON, ColumnType.VARCHAR]

@@ -73,7 +73,7 @@ class Writer(Catalog):
             cur.execute("DROP TABLE pg_temp._afterload_deletes")
         if not write.upserts:
             return
-        shred = Shredder.of(table, shape, embedded=write.embedded_document)
+        shred = Shredder.of(table, shape, embedded=write.embedded_document, lines=write.upserts)
         cur.execute(shred.stage())
         self._copy(cur, LINES, shred.chunks(write.upserts))
         target = ", ".join(
