@@ -20,8 +20,16 @@ import orjson
 
 from afterload.core.schema import ColumnType, TableShape
 from afterload.core.survey import (
+    ARRAY,
+    BOOLEAN,
     DATE_PATTERN,
     DATE_TIME_PATTERN,
+    FLOAT,
+    INTEGER,
+    ISO,
+    MISSING,
+    OBJECT,
+    STRING,
     Group,
     Verdict,
     judge,
@@ -41,15 +49,15 @@ otherwise: NaN and infinities, trailing commas, exponents of three digits (which
 double), integers of 16 digits or more (which a DOUBLE may round, or past 64 bits). A string
 that happens to hold such text only costs its transaction the exact path."""
 TYPES = {
-    None: "n",
-    "NULL": "n",
-    "VARCHAR": "s",
-    "OBJECT": "o",
-    "ARRAY": "a",
-    "BOOLEAN": "b",
-    "DOUBLE": "f",
-    "UBIGINT": "i",
-    "BIGINT": "i",
+    None: MISSING,
+    "NULL": MISSING,
+    "VARCHAR": STRING,
+    "OBJECT": OBJECT,
+    "ARRAY": ARRAY,
+    "BOOLEAN": BOOLEAN,
+    "DOUBLE": FLOAT,
+    "UBIGINT": INTEGER,
+    "BIGINT": INTEGER,
 }
 """DuckDB's ``json_type`` as a value class (an integer is short: longer ones are suspect)."""
 
@@ -102,7 +110,15 @@ class Surveyor:
                 f.write(b"\n")
         del data
         try:
-            staged = self._judge(path, shape, key_pointers, expected, longest, hard_delete)
+            staged = self._judge(
+                path,
+                shape,
+                key_pointers,
+                expected,
+                longest,
+                hard_delete,
+                _first_names(chunks, shape),
+            )
         except duckdb.Error as exc:
             # The reader refused a line (invalid JSON or UTF-8): the exact path words it.
             log.debug("survey: %s", str(exc).splitlines()[0])
@@ -119,8 +135,9 @@ class Surveyor:
         expected: int,
         longest: int,
         hard_delete: bool,
+        first_names: list[str],
     ) -> StagedLines | None:
-        columns = (*surveyed_columns(shape), *_first_names(path, shape))
+        columns = (*surveyed_columns(shape), *first_names)
         ordered = False
         for _ in range(PASSES):
             groups = self._groups(path, shape, columns, longest, ordered=ordered)
@@ -192,8 +209,8 @@ class Surveyor:
             classes = [TYPES.get(kind, "?") for kind in kinds]
             for name, ok in zip(dated, iso, strict=True):
                 at = columns.index(name)
-                if classes[at] == "s" and ok:
-                    classes[at] = "T"
+                if classes[at] == STRING and ok:
+                    classes[at] = ISO
             groups.append(
                 Group(tuple(names), tuple(classes), bool(flagged), n, i, str(sample).encode())
             )
@@ -221,11 +238,10 @@ def _iso_check(shape: TableShape, name: str) -> str:
     )
 
 
-def _first_names(path: Path, shape: TableShape) -> list[str]:
+def _first_names(chunks: list[list[bytes]], shape: TableShape) -> list[str]:
     """The first line's property names the shape lacks: surveyed from the first pass on, so
     that a table's first transaction usually needs one pass."""
-    with open(path, "rb") as f:
-        first = f.readline()
+    first = next((line for lines in chunks for line in lines if line), b"")
     try:
         doc = orjson.loads(first)
     except orjson.JSONDecodeError:
