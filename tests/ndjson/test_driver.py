@@ -84,6 +84,33 @@ def test_bad_input_messages(tmp_path: Path, line: str, reason: str) -> None:
     assert code == 1 and f"orders: data/1.jsonl:2: {reason}" in text
 
 
+def test_a_property_named_empty_is_a_bad_line_for_duckdb(tmp_path: Path) -> None:
+    """DuckDB has no column named "": the line is worded with file and line (or rejected),
+    never a failed commit that stops every binding."""
+    write_lines(tmp_path / "data/1.jsonl", [{"id": 1, "v": 1}, {"id": 2, "": "blank"}])
+    code, text = run_once(write_config(tmp_path, [ORDERS]))
+    assert code == 1
+    assert "orders: data/1.jsonl:2: a property named '' (the empty name) cannot be a column" in text
+    assert "Traceback" not in text and "commit failed" not in text
+    loaded = write_config(tmp_path, [{**ORDERS, "rejects": "rejects/orders.jsonl"}])
+    assert run_once(loaded)[0] == 0
+    assert rows(tmp_path / "warehouse.duckdb", "SELECT id, v FROM orders") == [(1, 1)]
+    lines = (tmp_path / "rejects/orders.jsonl").read_text().splitlines()
+    (reject,) = [json.loads(x) for x in lines]
+    assert reject["line"] == 2 and "empty name" in reject["reason"]
+
+
+def test_a_property_named_empty_is_a_column_in_postgres(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    if warehouse.kind != "postgres":
+        pytest.skip("PostgreSQL maps the empty name; DuckDB refuses it (the test above)")
+    write_lines(tmp_path / "data/1.jsonl", [{"id": 1, "": "blank"}])
+    assert run_once(write_config(tmp_path, [ORDERS], warehouse=warehouse))[0] == 0
+    doc = warehouse.rows("SELECT flow_document FROM orders")[0][0]
+    assert json.loads(doc) == {"id": 1, "": "blank"}
+
+
 def test_invalid_utf8_empty_files_and_truncated_last_line(tmp_path: Path) -> None:
     loaded = write_config(tmp_path, [{**ORDERS, "rejects": "rejects/orders.jsonl"}])
     (tmp_path / "data").mkdir()

@@ -21,6 +21,7 @@ from afterload.errors import AfterloadError
 DOCUMENT_COLUMN = "flow_document"
 PUBLISHED_COLUMN = "flow_published_at"
 RESERVED = frozenset({DOCUMENT_COLUMN, PUBLISHED_COLUMN})
+EMPTY_NAME = "a property named '' (the empty name) cannot be a column: DuckDB has no empty names"
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT128_MIN, INT128_MAX = -(2**127), 2**127 - 1
@@ -151,12 +152,20 @@ class TableShape:
     """The columns of one table, grown and widened as documents are observed."""
 
     def __init__(
-        self, binding: str, key: list[str], *, delta: bool, wide_ints: int | None = 128
+        self,
+        binding: str,
+        key: list[str],
+        *,
+        delta: bool,
+        wide_ints: int | None = 128,
+        empty_names: bool = True,
     ) -> None:
         self.binding = binding
         self.delta = delta
         self.wide_ints = wide_ints
         """Bits of the destination's widest integer column (DuckDB 128; None: unbounded)."""
+        self.empty_names = empty_names
+        """Whether the destination can name a column ``""`` (PostgreSQL maps it, DuckDB cannot)."""
         self._check_wide = _check_int128 if wide_ints == 128 else _check_unbounded
         self.columns: dict[str, Column] = {}
         self._lower: dict[str, str] = {}
@@ -184,8 +193,12 @@ class TableShape:
     def _reserve(self, name: str) -> None:
         if name in RESERVED:
             raise SchemaError(f"{self.binding}: property {name!r} collides with afterload's column")
+        if not name and not self.empty_names:
+            raise SchemaError(f"{self.binding}: {EMPTY_NAME}")
 
     def add(self, name: str, type_: ColumnType, *, declared: bool = False) -> None:
+        if not name and not self.empty_names:
+            raise LineProblem(EMPTY_NAME)
         self._reserve(name)
         other = self._lower.get(name.lower())
         if other is not None and other != name:
@@ -213,6 +226,7 @@ class TableShape:
         copy.nested = self.nested
         copy.store_document = self.store_document
         copy.wide_ints, copy._check_wide = self.wide_ints, self._check_wide
+        copy.empty_names = self.empty_names
         copy.columns = {n: replace(c) for n, c in self.columns.items()}
         copy._lower = dict(self._lower)
         copy._ok, copy.plans = {}, {}

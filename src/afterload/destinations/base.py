@@ -78,6 +78,9 @@ class Destination(Protocol):
     wide_ints: int | None
     """Bits of the widest integer column (DuckDB's HUGEINT: 128); None for no limit
     (PostgreSQL's NUMERIC). An integer past it is a bad line, never a rounded number."""
+    empty_names: bool
+    """Whether a column may be named ``""`` (PostgreSQL maps every name; DuckDB cannot):
+    if not, a line with such a property is a bad line, worded with its file and line."""
     optional_document: bool
     """Whether a binding may leave ``flow_document`` out (``store_document: false``)."""
 

@@ -209,6 +209,7 @@ class Connector:
                 parse_resource(b.resource_config, i),
                 wide_ints=destination.wide_ints,
                 stores_nul=destination.stores_nul,
+                empty_names=destination.empty_names,
             )
             for i, b in enumerate(spec.bindings)
         ]

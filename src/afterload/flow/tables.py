@@ -76,6 +76,7 @@ class FlowTable:
         *,
         wide_ints: int | None,
         stores_nul: bool,
+        empty_names: bool = True,
     ) -> None:
         self.index = index
         self.name = f"binding {index} ({binding.collection.name})"
@@ -91,12 +92,19 @@ class FlowTable:
             raise ProtocolError(f"{self.name}: the field selection has no key fields")
         by_field: Mapping[str, Projection] = {p.field: p for p in binding.collection.projections}
         self.shape = TableShape(
-            self.name, ["/" + _escape(k) for k in self.keys], delta=self.delta, wide_ints=wide_ints
+            self.name,
+            ["/" + _escape(k) for k in self.keys],
+            delta=self.delta,
+            wide_ints=wide_ints,
+            empty_names=empty_names,
         )
         for field in [*self.keys, *self.values]:
             if field == DOCUMENT_COLUMN:
                 raise ProtocolError(f"{self.name}: field {field!r} collides with the document")
-            self.shape.add(field, column_type(by_field.get(field)), declared=True)
+            try:
+                self.shape.add(field, column_type(by_field.get(field)), declared=True)
+            except LineProblem as exc:
+                raise ProtocolError(f"{self.name}: field {field!r}: {exc.reason}") from None
 
     def row(self, key: Sequence[Any], values: Sequence[Any], doc: Any) -> bytes:
         """The row line of one Store; ProtocolError when it cannot be written as it is."""

@@ -98,6 +98,7 @@ def applied_description(request: Apply) -> str:
             parse_resource(binding.resource_config, i),
             wide_ints=128 if duck else None,
             stores_nul=not duck,
+            empty_names=not duck,
         )
         cols = ", ".join(f"{c.name} {c.type.value}" for c in table.shape.ordered())
         kind = "delta updates" if table.delta else f"primary key ({', '.join(table.keys)})"

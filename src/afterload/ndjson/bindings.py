@@ -59,10 +59,15 @@ def _shape(loaded: LoadedNdjson, binding: Binding, destination: Destination) -> 
             schema,
             delta=binding.delta_updates,
             wide_ints=destination.wide_ints,
+            empty_names=destination.empty_names,
         )
     else:
         shape = TableShape(
-            table, binding.key, delta=binding.delta_updates, wide_ints=destination.wide_ints
+            table,
+            binding.key,
+            delta=binding.delta_updates,
+            wide_ints=destination.wide_ints,
+            empty_names=destination.empty_names,
         )
     if not binding.store_document:
         if not destination.optional_document:

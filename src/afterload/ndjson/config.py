@@ -46,6 +46,13 @@ class TransactionLimits(Strict):
     max_bytes: int = Field(default=128 * 1024 * 1024, ge=1024, description="Bytes per transaction.")
 
 
+class NamedDestination(Protocol):
+    """Which destination the config names (none: DuckDB, the embedded default)."""
+
+    @property
+    def postgres(self) -> object | None: ...
+
+
 class NdjsonBlocks(Protocol):
     """The root config's blocks the driver reads (the root model satisfies it)."""
 
@@ -54,6 +61,9 @@ class NdjsonBlocks(Protocol):
 
     @property
     def transaction(self) -> TransactionLimits: ...
+
+    @property
+    def destination(self) -> NamedDestination | None: ...
 
     @property
     def sync_schedule(self) -> SyncSchedule: ...

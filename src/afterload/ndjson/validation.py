@@ -19,14 +19,22 @@ def _reason(exc: SchemaError, binding: Binding) -> str:
 
 def _shape_problem(loaded: LoadedNdjson, binding: Binding) -> tuple[str, str] | None:
     """The key (and the JSON Schema, if any) make a table: ``(key, reason)`` if they cannot."""
+    dest = loaded.config.destination
+    empty_names = dest is not None and dest.postgres is not None  # DuckDB: the default
     try:
-        TableShape(binding.table, binding.key, delta=binding.delta_updates)
+        TableShape(binding.table, binding.key, delta=binding.delta_updates, empty_names=empty_names)
     except SchemaError as exc:
         return "key", _reason(exc, binding)
     if binding.schema_ is not None:
         try:
             schema = load_json_schema(binding.table, loaded.resolve(binding.schema_))
-            shape_from_json_schema(binding.table, binding.key, schema, delta=binding.delta_updates)
+            shape_from_json_schema(
+                binding.table,
+                binding.key,
+                schema,
+                delta=binding.delta_updates,
+                empty_names=empty_names,
+            )
         except SchemaError as exc:
             return "schema", _reason(exc, binding)
     return None

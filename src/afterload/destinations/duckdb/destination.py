@@ -38,6 +38,7 @@ class DuckDBDestination(Writer, DuckDBLedger):
 
     stores_nul = True
     wide_ints: int | None = 128
+    empty_names = False  # DuckDB refuses a zero-length identifier
     optional_document = True
 
     def __init__(
