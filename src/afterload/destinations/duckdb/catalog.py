@@ -39,6 +39,9 @@ class Catalog:
     _keyed: dict[str, bool]
     _documents: dict[str, str]
     """Per table: flow_document is "required" (NOT NULL), "optional" or "absent"."""
+    _fresh: set[str]
+    """Tables created by this process in which no transaction repeated a key yet: a backfill,
+    whose keys are not probed for repeats before each insert."""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -96,6 +99,7 @@ class Catalog:
             self._tables[table] = {c.name: c.type for c in shape.columns.values()}
             self._keyed[table] = False
             self._documents[table] = "required" if shape.store_document else "absent"
+            self._fresh.add(table)
             return True
         document = self._documents.get(table)
         if shape.store_document and document == "absent":

@@ -61,6 +61,7 @@ class DuckDBDestination(Writer, DuckDBLedger):
         self._tables: dict[str, dict[str, ColumnType]] = {}
         self._keyed: dict[str, bool] = {}
         self._documents: dict[str, str] = {}
+        self._fresh: set[str] = set()
         self._stage_dir: Path | None = None
         self._turn = threading.RLock()
         """Held by each commit and each ledger write: one transaction at a time on the file."""

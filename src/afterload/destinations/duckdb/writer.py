@@ -121,11 +121,14 @@ class Writer(Catalog):
             self._replace_staged(write, sub, target, values)
             return
         before = _count(con.execute(f"SELECT coalesce(max(rowid), -1) FROM {table}"))
+        merged = bool(shape.key) and not shape.delta
+        if merged and before >= 0 and write.table not in self._fresh and self._repeats(write):
+            sub = _last_per_key(sub, shape.key)
         inserted = _count(
             con.execute(f"INSERT INTO {table} ({target}) SELECT {values} FROM ({sub})")
         )
         write.written = inserted
-        if shape.delta or not shape.key:
+        if not merged:
             return
         keys = ", ".join(quote(k) for k in shape.key)
         new = f"SELECT rowid AS r, {keys} FROM {table} WHERE rowid > {before}"
@@ -133,7 +136,10 @@ class Writer(Catalog):
             con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM ({new}))")
         )
         if distinct != inserted:
-            # Keys repeated within the transaction: the last line of each wins.
+            # Keys repeated within the transaction (the probe did not see it, or did not run):
+            # the last line of each wins. Deleting rows of the transaction's own makes DuckDB's
+            # commit slower than reducing first, so the table is probed from now on.
+            self._fresh.discard(write.table)
             con.execute(
                 f"DELETE FROM {table} WHERE rowid > {before} AND rowid NOT IN "
                 f"(SELECT max(r) FROM ({new}) GROUP BY {keys})"
@@ -145,6 +151,21 @@ class Writer(Catalog):
                 f"DELETE FROM {table} USING ({new}) n WHERE {table}.rowid <= {before} AND {cond}"
             )
 
+    def _repeats(self, write: TableWrite) -> bool:
+        """A probe of the staged lines: whether a key's text comes twice. A hint only (``1``
+        and ``1.0`` are one key with two texts): the insert checks the typed keys anyway."""
+        staged = write.staged
+        assert staged is not None
+        shape = write.shape
+        texts = [f"json_value(json, {literal(shape.pointers[k])})" for k in shape.key]
+        key = texts[0] if len(texts) == 1 else f"[{', '.join(texts)}]"
+        size = max(16 << 20, staged.longest + 1024)
+        row = self.con.execute(
+            f"SELECT count(*) - count(DISTINCT {key}) FROM read_json_objects("
+            f"{literal(str(staged.path))}, format='newline_delimited', maximum_object_size={size})"
+        ).fetchone()
+        return bool(row and row[0])
+
     def _replace_staged(self, write: TableWrite, sub: str, target: str, values: str) -> None:
         """A table with a PRIMARY KEY (made by an older version) or a unique index a user
         added: an index checks each row as it is inserted, so reduce first, then replace (or
@@ -152,11 +173,7 @@ class Writer(Catalog):
         con = self.con
         table = self._q(write.table)
         shape = write.shape
-        keys = ", ".join(f"s[{literal(k)}]" for k in shape.key)
-        reduced = (
-            f"SELECT s, json FROM (SELECT s, json, row_number() OVER () AS n FROM ({sub})) "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY n DESC) = 1"
-        )
+        reduced = _last_per_key(sub, shape.key)
         if self.keyed(write.table):
             write.written = _count(
                 con.execute(
@@ -224,6 +241,15 @@ class Writer(Catalog):
         if self._stage_dir is not None:
             for entry in os.scandir(self._stage_dir):
                 Path(entry.path).unlink()
+
+
+def _last_per_key(sub: str, key: list[str]) -> str:
+    """The staged rows reduced to the last line of each key (lines come in file order)."""
+    keys = ", ".join(f"s[{literal(k)}]" for k in key)
+    return (
+        f"SELECT s, json FROM (SELECT s, json, row_number() OVER () AS n FROM ({sub})) "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY n DESC) = 1"
+    )
 
 
 def _count(result: duckdb.DuckDBPyConnection) -> int:
