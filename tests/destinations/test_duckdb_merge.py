@@ -177,7 +177,7 @@ def test_surveyed_lines_keep_the_last_line_of_each_key(
             for _ in range(rng.randrange(1, 40))
         ]
         lines = [json.dumps({"id": k, "v": v}).encode() for k, v in batch]
-        staged = surveyor.survey(shape, ["/id"], [lines], hard_delete=False)
+        staged = surveyor.survey(shape, ["/id"], [b"\n".join(lines)], hard_delete=False)
         assert staged is not None, f"step {step}: usual lines took the exact path"
         write = TableWrite("t", "t", shape.snapshot(), [], staged=staged)
         dest.commit([write], Checkpoint(), NOW)

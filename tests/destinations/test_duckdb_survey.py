@@ -111,7 +111,7 @@ def surveyor() -> Any:
 
 def test_clean_lines_are_read_by_duckdb(surveyor: Surveyor) -> None:
     shape = schema_shape()
-    staged = surveyor.survey(shape, ["/id"], [CLEAN], hard_delete=False)
+    staged = surveyor.survey(shape, ["/id"], [b"\n".join(CLEAN)], hard_delete=False)
     assert staged is not None and staged.documents == len(CLEAN)
     assert staged.path.read_bytes() == b"\n".join(CLEAN) + b"\n"
 
@@ -124,14 +124,23 @@ def test_a_trap_line_sends_its_transaction_to_the_exact_path(
     shape = schema_shape()
     before = [(c.name, c.type) for c in shape.ordered()]
     lines = [*CLEAN[:at], *TRAPS[trap].split(b"\n"), *CLEAN[at:]]
-    assert surveyor.survey(shape, ["/id"], [lines], hard_delete=False) is None
+    assert surveyor.survey(shape, ["/id"], [b"\n".join(lines)], hard_delete=False) is None
     assert [(c.name, c.type) for c in shape.ordered()] == before  # the shape is left alone
+
+
+@pytest.mark.parametrize("blank", [0, 3, 20])
+def test_empty_lines_are_skipped_and_not_counted(surveyor: Surveyor, blank: int) -> None:
+    lines = [*CLEAN[:blank], b"", b"", *CLEAN[blank:], b""]
+    staged = surveyor.survey(schema_shape(), ["/id"], [b"\n".join(lines)], hard_delete=False)
+    assert staged is not None and staged.documents == len(CLEAN)
 
 
 def test_a_delete_marker_takes_the_exact_path_only_for_hard_deletes(surveyor: Surveyor) -> None:
     lines = [*CLEAN[:5], b'{"id":3,"_meta":{"op":"d"}}']
-    assert surveyor.survey(schema_shape(), ["/id"], [lines], hard_delete=True) is None
-    assert surveyor.survey(schema_shape(), ["/id"], [lines], hard_delete=False) is not None
+    assert surveyor.survey(schema_shape(), ["/id"], [b"\n".join(lines)], hard_delete=True) is None
+    assert (
+        surveyor.survey(schema_shape(), ["/id"], [b"\n".join(lines)], hard_delete=False) is not None
+    )
 
 
 def test_new_properties_become_columns_in_the_order_they_first_appear(
@@ -139,7 +148,7 @@ def test_new_properties_become_columns_in_the_order_they_first_appear(
 ) -> None:
     shape = TableShape("t", ["/id"], delta=False)
     lines = [b'{"id":1,"b":1}', b'{"id":2,"c":"x","a":true}', b'{"a":false,"id":3,"b":2.5}']
-    assert surveyor.survey(shape, ["/id"], [lines], hard_delete=False) is not None
+    assert surveyor.survey(shape, ["/id"], [b"\n".join(lines)], hard_delete=False) is not None
     assert [(c.name, c.type.value) for c in shape.ordered()] == [
         ("id", "BIGINT"),
         ("b", "DOUBLE"),
@@ -190,6 +199,9 @@ def inputs(draw: st.DrawFn) -> list[bytes]:
         odd = draw(st.integers(0, 30))
         if odd == 0:
             lines.append(draw(st.sampled_from(TRAP_LINES)))
+            continue
+        if odd == 2:
+            lines.append(b"")  # an empty line: skipped by both paths, not counted
             continue
         doc: dict[str, Any] = {"id": draw(KEYS[key])}
         for name in draw(st.sampled_from(templates)):

@@ -47,9 +47,10 @@ class BindingChanges:
         self.appended: list[bytes] = []
         self.documents = 0
         self.bytes = 0
-        self.chunks: list[tuple[str, int, list[bytes]]] = []
-        """Lines read but not parsed yet (source, first line number, lines): a survey
-        decides at the end of the transaction whether Python needs to parse them at all."""
+        self.chunks: list[tuple[str, int, bytes]] = []
+        """Lines read but not parsed yet (source, first line number, the lines joined by
+        newlines): a survey decides at the end of the transaction whether Python needs to
+        split and parse them at all."""
         self.staged: StagedLines | None = None
         """Set when a survey found the chunks usual: the destination reads them itself."""
 

@@ -109,11 +109,12 @@ class LineSurveyor(Protocol):
         self,
         shape: TableShape,
         key_pointers: list[str],
-        chunks: list[list[bytes]],
+        blocks: list[bytes],
         *,
         hard_delete: bool,
     ) -> StagedLines | None:
-        """The lines staged for the destination if usual (``shape`` grown to fit), else None."""
+        """The lines (``blocks`` of lines joined by newlines) staged for the destination if
+        usual (``shape`` grown to fit), else None."""
         ...
 
     def close(self) -> None: ...

@@ -23,7 +23,7 @@ from afterload.ndjson.bindings import BindingState, build_bindings
 from afterload.ndjson.config import LoadedNdjson
 from afterload.ndjson.progress import Progress
 from afterload.ndjson.rejects import reject_entry
-from afterload.ndjson.sources import LineTooLong
+from afterload.ndjson.sources import Chunk, LineTooLong
 from afterload.ndjson.sync_schedule import SyncPolicy
 
 log = logging.getLogger("afterload.runtime")
@@ -109,9 +109,7 @@ class NdjsonDriver:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _take(
-        self, b: BindingState, lines: list[bytes], source: str, first: int, txn: Transaction
-    ) -> None:
+    def _take(self, b: BindingState, chunk: Chunk, txn: Transaction) -> None:
         changes = txn.changes.get(b.table)
         if changes is None:
             changes = BindingChanges(
@@ -119,9 +117,10 @@ class NdjsonDriver:
             )
             txn.changes[b.table] = changes
         if b.surveyor is not None:
-            changes.chunks.append((source, first, lines))  # surveyed when the txn is complete
+            # Surveyed when the transaction is complete; split only if Python must parse them.
+            changes.chunks.append((chunk.source, chunk.first_line, chunk.data))
             return
-        self._parse(b, changes, lines, source, first, txn)
+        self._parse(b, changes, chunk.lines, chunk.source, chunk.first_line, txn)
 
     def _parse(
         self,
@@ -150,16 +149,16 @@ class NdjsonDriver:
             staged = b.surveyor.survey(
                 b.shape,
                 b.binding.key,
-                [lines for _, _, lines in chunks],
+                [data for _, _, data in chunks],
                 hard_delete=b.binding.hard_delete,
             )
             if staged is None:
-                for source, first, lines in chunks:
-                    self._parse(b, changes, lines, source, first, txn)
+                for source, first, data in chunks:
+                    self._parse(b, changes, data.split(b"\n"), source, first, txn)
                 continue
             changes.staged = staged
             changes.documents += staged.documents
-            changes.bytes += sum(sum(map(len, lines)) + len(lines) for _, _, lines in chunks)
+            changes.bytes += sum(len(data) + 1 for _, _, data in chunks)
 
     def _reject(
         self, b: BindingState, source: str, line: int, reason: str, raw: bytes, txn: Transaction
@@ -195,10 +194,10 @@ class NdjsonDriver:
                 if chunk is None:
                     break
                 read_any = True
-                self._take(b, chunk.lines, chunk.source, chunk.first_line, txn)
-                txn.documents += len(chunk.lines)
+                self._take(b, chunk, txn)
+                txn.documents += chunk.count
                 txn.bytes += chunk.nbytes
-                self.progress.advance(len(chunk.lines), chunk.nbytes)
+                self.progress.advance(chunk.count, chunk.nbytes)
                 self.core.poll()
                 if self.stopper.requested:
                     return read_any

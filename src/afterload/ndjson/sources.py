@@ -39,9 +39,18 @@ class SourceError(AfterloadError):
 class Chunk:
     source: str
     first_line: int
-    lines: list[bytes]
+    data: bytes
+    """The chunk's lines as read, joined by newlines (without the last one): a destination
+    that reads JSON itself stages them as they are, and Python need not split them."""
+    count: int
+    """How many lines (blank ones included)."""
     end: Position
     nbytes: int
+
+    @property
+    def lines(self) -> list[bytes]:
+        """The lines, split (each call splits again: take it once)."""
+        return self.data.split(b"\n")
 
 
 class LineTooLong(SourceError):
@@ -149,17 +158,21 @@ class _Cursor:
         end = buf.rfind(b"\n", 0, max(max_bytes, nl + 1))
         if end < nl:
             end = nl
-        lines = bytes(buf[:end]).split(b"\n")
-        if len(lines) > max_lines:
-            lines = lines[:max_lines]
-            end = sum(map(len, lines)) + len(lines) - 1
+        count = buf.count(b"\n", 0, end) + 1
+        if count > max_lines:
+            end = -1
+            for _ in range(max_lines):
+                end = buf.find(b"\n", end + 1)
+            count = max_lines
+        with memoryview(buf) as view:
+            data = view[:end].tobytes()  # one copy; the view is released before the delete
         nbytes = end + 1
         del buf[:nbytes]
         self._scanned = 0
         self.pending = bool(buf)
         first = self.position.line + 1
-        self.position = Position(self.position.offset + nbytes, self.position.line + len(lines))
-        return Chunk(self.display, first, lines, self.position, nbytes)
+        self.position = Position(self.position.offset + nbytes, self.position.line + count)
+        return Chunk(self.display, first, data, count, self.position, nbytes)
 
 
 class Source:
