@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -11,10 +11,12 @@ from typer.core import TyperGroup
 
 from afterload import __version__
 from afterload.cli import logs
-from afterload.config.load import LoadedConfig, load_config
 from afterload.durations import parse_duration
 from afterload.errors import AfterloadError, ConfigError
-from afterload.triggers.dbt_cloud.config import DbtJobTrigger
+
+if TYPE_CHECKING:
+    from afterload.config.load import LoadedConfig
+    from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 
 
 class _Group(TyperGroup):
@@ -60,6 +62,9 @@ def fail(error: AfterloadError) -> NoReturn:
 
 
 def load(path: Path) -> LoadedConfig:
+    # The config model (pydantic, yaml) loads here, not when the command line is built.
+    from afterload.config.load import load_config
+
     try:
         return load_config(path)
     except ConfigError as exc:

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 
 from afterload.cli.app import ConfigArg, app, fail, out
-from afterload.config.load import LoadedConfig, load_config
-from afterload.destinations.factory import duckdb_path, probe_destination
 from afterload.errors import AfterloadError, ConfigError
-from afterload.ndjson.sources import Source
-from afterload.pipeline import dbt_core_action
-from afterload.preflight import preflight
-from afterload.triggers.dbt_cloud.action import DbtCloudAction
-from afterload.triggers.dbt_cloud.client import DbtCloudClient
-from afterload.triggers.dbt_cloud.config import DbtJobTrigger
+
+if TYPE_CHECKING:
+    from afterload.config.load import LoadedConfig
+    from afterload.triggers.dbt_cloud.config import DbtJobTrigger
+
+# The config model, the destinations and the triggers load inside the functions that use them:
+# building the command line must not import them (see ARCHITECTURE.md, start-up).
 
 Outcome = Literal["ok", "warning", "failed"]
 _MARKS = {"ok": "[green]✓[/green]", "warning": "[yellow]![/yellow]", "failed": "[red]✗[/red]"}
@@ -61,6 +59,8 @@ class Checks:
 
 def unmatched_sources(loaded: LoadedConfig) -> list[str]:
     """One warning per binding whose glob matches no file: ``run`` would read nothing there."""
+    from afterload.ndjson.sources import Source
+
     warnings = []
     for binding in loaded.config.bindings:
         if binding.source == "-":
@@ -76,6 +76,8 @@ def _preflight(loaded: LoadedConfig, checks: Checks) -> None:
     A config without bindings but with a trigger is one ``afterload trigger`` uses: ``run``
     would refuse it, which is said, but it does not fail the check.
     """
+    from afterload.preflight import preflight
+
     trigger_only = not loaded.config.bindings and bool(loaded.config.dbt_jobs())
     for finding in preflight(loaded):
         if finding.ok:
@@ -99,6 +101,9 @@ def check(
 
 
 def run_checks(config: Path, console: Console, *, as_json: bool = False) -> int:
+    from afterload.config.load import load_config
+    from afterload.destinations.factory import duckdb_path, probe_destination
+
     checks = Checks(console, as_json=as_json)
     try:
         loaded = load_config(config)
@@ -137,6 +142,10 @@ def run_checks(config: Path, console: Console, *, as_json: bool = False) -> int:
 def check_dbt_core(loaded: LoadedConfig, checks: Checks) -> None:
     """``dbt parse`` of the project with its profile: proves both without writing anything
     but dbt's own target/ folder (the warehouse is not opened)."""
+    import asyncio
+
+    from afterload.pipeline import dbt_core_action
+
     action = dbt_core_action(loaded)
     result = asyncio.run(action.runner.check())
     outcome: Outcome = "ok" if result.ok else "failed"
@@ -145,6 +154,10 @@ def check_dbt_core(loaded: LoadedConfig, checks: Checks) -> None:
 
 def _reach_job(settings: DbtJobTrigger, checks: Checks) -> None:
     """One ✓/✗ result for one job."""
+    import asyncio
+
+    from afterload.triggers.dbt_cloud.action import DbtCloudAction
+    from afterload.triggers.dbt_cloud.client import DbtCloudClient
 
     async def reach() -> str:
         # One attempt with a short timeout: a user is waiting for this answer.

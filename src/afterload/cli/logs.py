@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
-from rich.console import Console
-from rich.logging import RichHandler
+if TYPE_CHECKING:
+    from rich.console import Console
 
 LogFormat = Literal["text", "json"]
 
@@ -107,6 +107,8 @@ def make_handler(log_format: LogFormat, stream: TextIO, console: Console | None)
         handler.setFormatter(JsonFormatter())
         return handler
     if console is not None and console.is_terminal:
+        from rich.logging import RichHandler
+
         return RichHandler(console=console, show_path=False, rich_tracebacks=False, markup=False)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(text_formatter())

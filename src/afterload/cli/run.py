@@ -9,20 +9,20 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from afterload.cli import logs
 from afterload.cli.app import ConfigArg, app, err, load, wait_seconds
-from afterload.clock import Clock, SystemClock
-from afterload.config.load import LoadedConfig
-from afterload.core.stopper import Stopper
 from afterload.errors import AfterloadError
-from afterload.metrics import RunMetrics
-from afterload.ndjson.progress import Progress
-from afterload.pipeline import Report, materialize
+
+if TYPE_CHECKING:
+    from afterload.clock import Clock
+    from afterload.config.load import LoadedConfig
+    from afterload.core.stopper import Stopper
+    from afterload.pipeline import Report
 
 log = logging.getLogger("afterload.runtime")
 
@@ -74,11 +74,19 @@ def run_materialization(
     metrics_host: str = "127.0.0.1",
 ) -> int:
     """``afterload run``: the exit code (0 done, 1 on an error, ``--wait`` codes as ``trigger``)."""
+    # The pipeline loads here, not when the command line is built (ARCHITECTURE.md, start-up).
+    from afterload.core.stopper import Stopper
+    from afterload.ndjson.progress import Progress
+    from afterload.pipeline import materialize
+
     out = console or Console(stderr=True)
     stopper = stopper or Stopper()
     metrics = None
     try:
         if metrics_port is not None:
+            from afterload.clock import SystemClock
+            from afterload.metrics import RunMetrics
+
             metrics = RunMetrics(now=(clock or SystemClock()).wall)
             metrics.serve(metrics_port, metrics_host)
         with _signals(stopper):

@@ -8,13 +8,6 @@ from typing import Annotated
 import typer
 
 from afterload.cli.app import ConfigArg, app, err, load, out
-from afterload.cli.ledger_view import (
-    LedgerUnavailable,
-    entry_json,
-    ledger_table,
-    print_uncut,
-    read_ledger,
-)
 from afterload.errors import AfterloadError
 
 
@@ -25,6 +18,14 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array, newest first.")] = False,
 ) -> None:
     """The trigger's run ledger: every decision, the data it covers, how each run ended."""
+    from afterload.cli.ledger_view import (
+        LedgerUnavailable,
+        entry_json,
+        ledger_table,
+        print_uncut,
+        read_ledger,
+    )
+
     loaded = load(config)
     try:
         _, rows = read_ledger(loaded, last)

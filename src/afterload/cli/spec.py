@@ -6,10 +6,11 @@ import json
 import sys
 
 from afterload.cli.app import app
-from afterload.config.model import json_schema
 
 
 @app.command()
 def spec() -> None:
     """Print the JSON Schema of the config (defaults, enums, descriptions, secrets)."""
+    from afterload.config.model import json_schema
+
     sys.stdout.write(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n")

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from afterload.cli.app import ConfigArg, app, err, fail, load, out, trigger_block, wait_seconds
 from afterload.cli.run import EXIT_CODES
-from afterload.config.load import LoadedConfig
 from afterload.errors import AfterloadError
-from afterload.pipeline import dbt_core_action
-from afterload.triggers.dbt_cloud.action import DbtCloudAction
+
+if TYPE_CHECKING:
+    from afterload.config.load import LoadedConfig
 
 
 @app.command()
@@ -31,6 +30,9 @@ def trigger(
         raise typer.Exit(trigger_dbt_core(loaded, wait=wait, timeout=wait_for))
     settings = trigger_block(loaded)
     tables = [binding.table for binding in loaded.config.bindings]
+    import asyncio
+
+    from afterload.triggers.dbt_cloud.action import DbtCloudAction
 
     async def go() -> int:
         action = DbtCloudAction(settings, tables=tables)
@@ -61,6 +63,9 @@ def trigger(
 def trigger_dbt_core(loaded: LoadedConfig, *, wait: bool, timeout: float) -> int:
     """One dbt Core fire now. dbt is this process's child and must not outlive it, so the
     command always waits for it; ``--wait`` makes its result the exit code (0/1/2/3)."""
+    import asyncio
+
+    from afterload.pipeline import dbt_core_action
 
     async def go() -> int:
         action = dbt_core_action(loaded)
