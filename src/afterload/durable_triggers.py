@@ -19,8 +19,8 @@ from afterload.core.materializer import Commit, Materializer
 from afterload.destinations.base import Destination, Recovered
 from afterload.destinations.ledger import LedgerEntry, RunLedger
 from afterload.errors import AfterloadError
-from afterload.triggers.base import TriggerAction
-from afterload.triggers.ledger import FOLLOW_EVERY, LedgerRecorder
+from afterload.triggers.base import FOLLOW_EVERY, TriggerAction
+from afterload.triggers.ledger import LedgerRecorder
 from afterload.triggers.memory import TriggerMemory, recover
 from afterload.triggers.records import RunRecord
 from afterload.triggers.runner import JobTrigger

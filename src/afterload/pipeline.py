@@ -12,26 +12,29 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from afterload.clock import Clock
-from afterload.config.load import LoadedConfig
-from afterload.core.materializer import Commit, Materializer
-from afterload.core.stopper import Stopper
-from afterload.destinations.base import Destination
+from afterload.core.materializer import Materializer
 from afterload.destinations.factory import duckdb_path, open_shared
-from afterload.durable_triggers import DurableTriggers
 from afterload.ndjson.driver import NdjsonDriver
-from afterload.ndjson.progress import Progress
 from afterload.preflight import require_runnable
-from afterload.triggers.base import FireOutcome, RunEnd, TriggerAction
-from afterload.triggers.dbt_cloud.action import DbtCloudAction
-from afterload.triggers.dbt_core.action import DbtCoreAction, dbt_env
+from afterload.triggers.base import FOLLOW_EVERY, FireOutcome, RunEnd, TriggerAction
 from afterload.triggers.dbt_core.locks import DuckDBTurns
-from afterload.triggers.ledger import FOLLOW_EVERY
-from afterload.triggers.runner import TriggerThread
-from afterload.triggers.webhook.runner import WebhookRunner
 
+# Each trigger kind (dbt Cloud, dbt Core, webhooks) and the trigger thread are imported only
+# when the config has such a trigger: a run without one does not pay for httpx, stamina, the
+# dbt child process or the Handlebars templates (ARCHITECTURE.md, start-up).
 if TYPE_CHECKING:
+    from afterload.clock import Clock
+    from afterload.config.load import LoadedConfig
+    from afterload.core.materializer import Commit
+    from afterload.core.stopper import Stopper
+    from afterload.destinations.base import Destination
+    from afterload.durable_triggers import DurableTriggers
     from afterload.metrics import RunMetrics
+    from afterload.ndjson.progress import Progress
+    from afterload.triggers.dbt_cloud.action import DbtCloudAction
+    from afterload.triggers.dbt_core.action import DbtCoreAction
+    from afterload.triggers.runner import TriggerThread
+    from afterload.triggers.webhook.runner import WebhookRunner
 
 log = logging.getLogger("afterload.run")
 
@@ -98,21 +101,30 @@ def _size(n: float) -> str:
 
 def trigger_actions(loaded: LoadedConfig, *, clock: Clock | None = None) -> list[TriggerAction]:
     """The config's trigger kinds, each with its one client for the whole run."""
-    actions: list[TriggerAction] = []
+    cloud, core = _actions_by_kind(loaded, clock=clock)
+    return [*cloud, *core]
+
+
+def _actions_by_kind(
+    loaded: LoadedConfig, *, clock: Clock | None
+) -> tuple[list[DbtCloudAction], list[DbtCoreAction]]:
+    """The dbt Cloud and the dbt Core actions; each kind's module is imported only if the
+    config has that kind."""
     if loaded.config.trigger_cleared:
         log.info("dbt_job_trigger is cleared (every field empty): no job will be triggered")
-    tables = [binding.table for binding in loaded.config.bindings]
-    actions.extend(
-        DbtCloudAction(settings, clock=clock, tables=tables)
-        for settings in loaded.config.dbt_jobs()
-    )
-    if loaded.config.dbt_core_trigger is not None:
-        actions.append(dbt_core_action(loaded))
-    return actions
+    cloud: list[DbtCloudAction] = []
+    if jobs := loaded.config.dbt_jobs():
+        from afterload.triggers.dbt_cloud.action import DbtCloudAction
+
+        tables = [binding.table for binding in loaded.config.bindings]
+        cloud = [DbtCloudAction(settings, clock=clock, tables=tables) for settings in jobs]
+    core = [dbt_core_action(loaded)] if loaded.config.dbt_core_trigger is not None else []
+    return cloud, core
 
 
 def dbt_core_action(loaded: LoadedConfig) -> DbtCoreAction:
     """The config's dbt Core trigger; on a DuckDB destination it takes turns with the commits."""
+    from afterload.triggers.dbt_core.action import DbtCoreAction, dbt_env
 
     config = loaded.config
     assert config.dbt_core_trigger is not None
@@ -137,6 +149,8 @@ def webhook_runners(loaded: LoadedConfig, *, clock: Clock | None = None) -> list
     block = loaded.config.triggers
     if block is None:
         return []
+    from afterload.triggers.webhook.runner import WebhookRunner
+
     interval = block.interval.total_seconds() if block.interval is not None else 0.0
     return [
         WebhookRunner(name, hook, interval=interval, materialization=loaded.name, clock=clock)
@@ -164,10 +178,13 @@ def materialize(
     ``follow_every`` is how often runs in the ledger are looked at until they end."""
     require_runnable(loaded)
     started = time.monotonic()
-    actions = trigger_actions(loaded, clock=clock)
+    cloud, dbt_core = _actions_by_kind(loaded, clock=clock)
+    actions: list[TriggerAction] = [*cloud, *dbt_core]
     webhooks = webhook_runners(loaded, clock=clock)
     triggers = None
     if actions or webhooks:
+        from afterload.triggers.runner import TriggerThread
+
         triggers = TriggerThread(actions, clock=clock, background=webhooks)
     destination: Destination | None = None
     driver: NdjsonDriver | None = None
@@ -179,7 +196,7 @@ def materialize(
         if triggers is not None:
             triggers.check_access()
         core = Materializer(destination, loaded.name, clock=clock)
-        durable = _wire(core, destination, actions, triggers, webhooks, clock, follow_every)
+        durable = _wire(core, destination, cloud, dbt_core, triggers, webhooks, clock, follow_every)
         if metrics is not None:
             core.listeners.append(metrics.committed)
         driver = NdjsonDriver(loaded, core, stopper=stopper, progress=progress)
@@ -191,16 +208,22 @@ def materialize(
             metrics.watch(triggers.prepare())
         if once:
             return _once(
-                driver, core, triggers, durable, wait=wait, timeout=timeout, started=started
+                driver,
+                core,
+                triggers,
+                durable,
+                dbt_core,
+                wait=wait,
+                timeout=timeout,
+                started=started,
             )
         if triggers is not None:
             assert durable is not None
             # dbt Core on a destination nothing was ever committed to has nothing to cover
             # yet (its sources do not even exist): its first run waits for the first commit.
-            fresh = [a for a in actions if isinstance(a, DbtCoreAction)]
             triggers.start(
                 initial_fire=durable.initial_fire,
-                not_initially=fresh if not core.resumed_from else (),
+                not_initially=dbt_core if not core.resumed_from else (),
             )
         driver.run_follow()
         _stop_webhooks(driver, triggers)
@@ -219,7 +242,8 @@ def materialize(
 def _wire(
     core: Materializer,
     destination: Destination,
-    actions: list[TriggerAction],
+    cloud: list[DbtCloudAction],
+    dbt_core: list[DbtCoreAction],
     triggers: TriggerThread | None,
     webhooks: list[WebhookRunner],
     clock: Clock | None,
@@ -228,33 +252,33 @@ def _wire(
     """The triggers' durable memory and ledger, and their commit listeners."""
     durable: DurableTriggers | None = None
     if triggers is not None:
+        from afterload.durable_triggers import DurableTriggers
+
         durable = DurableTriggers(
-            actions, core, destination, clock=clock, follow_every=follow_every
+            triggers.actions, core, destination, clock=clock, follow_every=follow_every
         )
         triggers.bind = durable.bind
-        windows = [a for a in actions if isinstance(a, DbtCoreAction)]
-        if windows:
+        if dbt_core:
 
             def heard(commit: Commit) -> None:
                 if commit.documents > 0:
-                    for action in windows:
+                    for action in dbt_core:
                         action.note_commit(commit.published_at)
 
             core.listeners.append(heard)
-    _listen(core, actions, triggers, webhooks)
+    _listen(core, cloud, triggers, webhooks)
     return durable
 
 
 def _listen(
     core: Materializer,
-    actions: list[TriggerAction],
+    cloud: list[DbtCloudAction],
     triggers: TriggerThread | None,
     webhooks: list[WebhookRunner],
 ) -> None:
     """Hook the triggers to the core: listeners after each commit, webhooks' state into it."""
-    for action in actions:
-        if isinstance(action, DbtCloudAction):  # tables first: the schedule counts next
-            core.listeners.append(action.on_commit)
+    for action in cloud:  # tables first: the schedule counts next
+        core.listeners.append(action.on_commit)
     if triggers is not None:
         notify = triggers.notify_commit
         core.listeners.append(lambda commit: notify(commit.documents))
@@ -276,6 +300,7 @@ def _once(
     core: Materializer,
     triggers: TriggerThread | None,
     durable: DurableTriggers | None,
+    dbt_core: list[DbtCoreAction],
     *,
     wait: bool,
     timeout: float | None,
@@ -302,11 +327,13 @@ def _once(
         return _report(core, driver, triggers, seconds=seconds)
     if not triggers.actions:
         return _report(core, driver, triggers, seconds=seconds)
-    waited = _fire_and_wait(triggers, wait=wait, timeout=timeout)
+    waited = _fire_and_wait(triggers, dbt_core, wait=wait, timeout=timeout)
     return _report(core, driver, triggers, waited=waited, seconds=seconds)
 
 
-def _fire_and_wait(triggers: TriggerThread, *, wait: bool, timeout: float | None) -> RunEnd | None:
+def _fire_and_wait(
+    triggers: TriggerThread, dbt_core: list[DbtCoreAction], *, wait: bool, timeout: float | None
+) -> RunEnd | None:
     """Fire every trigger once; wait for the runs with ``wait`` (dbt Core always)."""
     waited = None
     outcomes = triggers.fire_now()
@@ -315,7 +342,7 @@ def _fire_and_wait(triggers: TriggerThread, *, wait: bool, timeout: float | None
             continue
         # dbt Core runs in our child process, which must not outlive us: always wait for it
         # (its end is logged); --wait makes its result the exit code, as for dbt Cloud.
-        if wait or isinstance(action, DbtCoreAction):
+        if wait or any(action is a for a in dbt_core):
             end = triggers.call(action.wait(outcome, timeout or DEFAULT_WAIT))
             log.log(logging.INFO if end.result == "success" else logging.WARNING, "%s", end.message)
             if wait:

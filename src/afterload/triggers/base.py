@@ -11,6 +11,10 @@ from typing import Literal, Protocol
 
 RunResult = Literal["success", "error", "cancelled", "timeout"]
 
+FOLLOW_EVERY = 30.0
+"""Seconds between two looks at the runs still going: one call per open run per look (the
+run ledger's, :mod:`.ledger`; here so that a run without triggers need not import it)."""
+
 
 @dataclass(frozen=True, slots=True)
 class FireOutcome:

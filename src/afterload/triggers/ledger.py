@@ -17,14 +17,12 @@ from typing import Protocol, runtime_checkable
 
 from afterload.clock import Clock, SystemClock
 from afterload.errors import AfterloadError
-from afterload.triggers.base import FireOutcome
+from afterload.triggers.base import FOLLOW_EVERY, FireOutcome
 from afterload.triggers.memory import Mark, TriggerMemory
 from afterload.triggers.records import RunBook, RunRecord
 
 log = logging.getLogger("afterload.trigger")
 
-FOLLOW_EVERY = 30.0
-"""Seconds between two looks at the runs still going: one call per open run per look."""
 MAX_LOOKS = 720
 """Looks at one run before it is given up on (6 hours at 30 s): the calls stay bounded."""
 

@@ -13,7 +13,6 @@ dbt, nor dbt the loader.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import os
@@ -114,6 +113,8 @@ def _sleep_or_raise(deadline: float | None) -> None:
 
 
 async def _asleep_or_raise(deadline: float | None) -> None:
+    import asyncio  # here, not at the top: the DuckDB path without dbt runs no event loop
+
     if deadline is not None and time.monotonic() >= deadline:
         raise Busy
     await asyncio.sleep(POLL)
