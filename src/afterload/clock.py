@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import time
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+# asyncio is imported by the coroutines below, which run only inside an event loop: a
+# ``run --once`` without triggers never starts one, and need not import it (~20 ms).
+if TYPE_CHECKING:
+    import asyncio
 
 
 class Clock(Protocol):
@@ -27,6 +31,8 @@ class SystemClock:
         return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio
+
         await asyncio.sleep(max(0.0, seconds))
 
 
@@ -49,6 +55,8 @@ class FakeClock:
         return self._wall_start + timedelta(seconds=self._now - self._origin)
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio
+
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._seq += 1
         heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), self._seq, fut))
@@ -69,5 +77,7 @@ class FakeClock:
 
 async def _settle() -> None:
     """Let woken tasks run until they block again."""
+    import asyncio
+
     for _ in range(20):
         await asyncio.sleep(0)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.progress import Progress as RichProgress
+# rich.progress loads with the first bar: a pipe, a log file or JSON logs never show one.
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 log = logging.getLogger("afterload.progress")
 
@@ -42,6 +39,9 @@ class Progress:
     def start(self, total_bytes: int) -> None:
         self._started = self._last_log = time.monotonic()
         if self.interactive and total_bytes > 0 and self._bar is None:
+            from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
+
             self._bar = RichProgress(
                 TextColumn("[bold]reading"),
                 BarColumn(),

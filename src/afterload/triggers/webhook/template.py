@@ -19,8 +19,6 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from dotpromptz_handlebars import EscapeFunction, Handlebars, StrictModeError
-
 from afterload.triggers.webhook.window import TriggerVariables
 
 #: Estuary's template variables; ``headers`` holds the trigger's own header values.
@@ -106,6 +104,9 @@ class PayloadTemplate:
     def __init__(self, source: str, header_names: Iterable[str] = ()) -> None:
         self.source = source
         self.header_names = tuple(header_names)
+        # The engine loads with the first template: a config without webhooks never needs it.
+        from dotpromptz_handlebars import EscapeFunction, Handlebars
+
         engine = Handlebars(strict=True, escape_fn=EscapeFunction.NO_ESCAPE)
         try:
             self._render = engine.compile(source)
@@ -143,6 +144,8 @@ class PayloadTemplate:
         return self._render_context(_context(variables, headers))
 
     def _render_context(self, context: Mapping[str, Any]) -> str:
+        from dotpromptz_handlebars import StrictModeError
+
         try:
             return str(self._render(context))
         except StrictModeError as exc:
