@@ -5,10 +5,9 @@ none of it (ARCHITECTURE.md, start-up)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from rich.console import Console
@@ -27,9 +26,9 @@ from afterload.destinations.base import LockedError, Recovered, StatusReader
 from afterload.destinations.factory import duckdb_path, open_status
 from afterload.errors import AfterloadError
 from afterload.ndjson.sources import Source
-from afterload.triggers.dbt_cloud.client import DbtCloudClient
-from afterload.triggers.dbt_cloud.models import Run
-from afterload.triggers.dbt_core.locks import RunSlot
+
+if TYPE_CHECKING:
+    from afterload.triggers.dbt_cloud.models import Run
 
 
 def _size(n: int | float) -> str:
@@ -227,6 +226,8 @@ def print_status(loaded: LoadedConfig, console: Console, *, as_json: bool = Fals
         _show_runs(state.dbt_job, console)
     config = loaded.config
     if config.dbt_core_trigger is not None:
+        from afterload.triggers.dbt_core.locks import RunSlot
+
         project = config.dbt_core_trigger.project_dir
         holder = RunSlot(project).holder()
         doing = f"dbt (pid {holder}) is running" if holder else "no dbt running"
@@ -235,6 +236,10 @@ def print_status(loaded: LoadedConfig, console: Console, *, as_json: bool = Fals
 
 
 def _job_status(loaded: LoadedConfig) -> JobStatus:
+    import asyncio
+
+    from afterload.triggers.dbt_cloud.client import DbtCloudClient
+
     settings = loaded.config.dbt_job_trigger
     assert settings is not None
 
