@@ -46,6 +46,19 @@ def duckdb_file(tmp_path: Path) -> Path:
     return tmp_path / "warehouse.duckdb"
 
 
+def gone(pgid: int) -> bool:
+    """No live process is left in the group (zombies whose parent is gone do not count: a
+    container's init may never reap them). The tests' own reading of /proc, not the code's."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return False
+    return True
+
+
 class Runners:
     """Builds runners on the module's project against this test's warehouse."""
 

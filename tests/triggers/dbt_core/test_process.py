@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from afterload.triggers.dbt_core import DbtResult, FireContext
-from tests.triggers.dbt_core.conftest import Runners
+from tests.triggers.dbt_core.conftest import Runners, gone
 
 pytest.importorskip(
     "dbt.cli.main",
@@ -25,19 +25,6 @@ pytest.importorskip(
     "(pip install -c constraints/dbt.txt -e '.[dbt-duckdb,dbt-postgres]')",
 )
 pytestmark = pytest.mark.slow
-
-
-def gone(pgid: int) -> bool:
-    """No live process is left in the group (zombies whose parent is gone do not count: a
-    container's init may never reap them)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return False
-    return True
 
 
 def one_sentence(result: DbtResult) -> None:

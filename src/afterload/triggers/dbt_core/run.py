@@ -44,6 +44,29 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
     return True
 
 
+def group_alive(pgid: int) -> bool:
+    """A process of the group is still alive. Zombies do not count: once dbt is gone, its
+    children (multiprocessing's resource tracker) belong to an init that may never reap them.
+    Without ``/proc`` (not Linux) this cannot be seen, and the group counts as gone."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+async def group_gone(pgid: int, within: float) -> None:
+    """SIGKILL is delivered at once, but a process takes a moment to end: wait for that (up to
+    ``within``), so that a result means dbt and everything it started are gone."""
+    deadline = time.monotonic() + within
+    # processes that are not our children end without an event we could wait on
+    while group_alive(pgid) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+
+
 class DbtRun:
     """One dbt child process; :meth:`result` waits for its end."""
 
@@ -114,7 +137,8 @@ class DbtRun:
                 await asyncio.wait_for(pump, grace)
         finally:
             pump.cancel()
-            signal_group(self.pid, signal.SIGKILL)  # whatever it left behind in its group
+            if signal_group(self.pid, signal.SIGKILL):  # whatever it left behind in its group
+                await group_gone(self.pid, grace)
             for fd in self._fds:
                 os.close(fd)  # our copies of the slot and the turn: now they are free
             self._fds = []
