@@ -26,6 +26,8 @@ CORE_DATA = (
     "afterload.core.committer",
     "afterload.core.trigger_state",
     "afterload.core.survey",
+    "afterload.core.values",
+    "afterload.core.temporal",
 )
 DESTINATION_API = ("afterload.destinations.base",)
 

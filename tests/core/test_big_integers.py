@@ -100,12 +100,78 @@ def test_no_double_column_rounds_an_integer(tmp_path: Path, warehouse: Warehouse
     loaded = write_config(tmp_path, [BINDING], warehouse=warehouse)
     write_lines(
         tmp_path / "data/1.jsonl",
-        ['{"id":1,"x":0.5}', '{"id":2,"x":9007199254740993}', '{"id":3,"x":9007199254740992}'],
+        [
+            '{"id":1,"x":0.5}',
+            '{"id":2,"x":9007199254740993}',
+            '{"id":3,"x":9007199254740992}',
+            '{"id":4,"x":1' + "0" * 400 + "}",  # past every DOUBLE: once a traceback
+        ],
     )
     run_once(loaded)
     assert warehouse.rows("SELECT id, x FROM t ORDER BY id") == [(1, 0.5), (3, 2.0**53)]
     reasons = [str(r["reason"]) for r in rejected(tmp_path)]
-    assert reasons == ["/x 9007199254740993 cannot be held exactly by its column DOUBLE"]
+    assert reasons == [
+        "/x 9007199254740993 cannot be held exactly by its column DOUBLE",
+        "/x 1000…0000 (401 digits) cannot be held exactly by its column DOUBLE",
+    ]
+
+
+@pytest.mark.parametrize("where", ["same transaction", "later transaction"])
+def test_an_integer_column_holding_what_a_double_rounds_never_widens(
+    tmp_path: Path, warehouse: Warehouse, where: str
+) -> None:
+    """A fraction would widen the column to DOUBLE and round 2^53 + 1 already taken: the
+    fraction's line is the bad one, whether the integer came in its transaction or before."""
+    loaded = write_config(
+        tmp_path, [BINDING], warehouse=warehouse, transaction={"max_documents": 2}
+    )
+    big = [{"id": i, "x": 9007199254740993 + i} for i in range(3)]  # the middle one is exact
+    lines = [{"id": 10, "x": 7}, big[1], big[0], {"id": 11, "x": 1.5}, big[2]]
+    if where == "later transaction":
+        lines = [{"id": 10, "x": 7}, big[1], big[0], {"id": 12, "x": 8}, {"id": 11, "x": 1.5}]
+    write_lines(tmp_path / "data/1.jsonl", lines)
+    run_once(loaded)
+    found = dict(warehouse.rows("SELECT id, x FROM t"))
+    assert found[0] == 9007199254740993 and found[1] == 9007199254740994
+    assert 11 not in found
+    reasons = [str(r["reason"]) for r in rejected(tmp_path)]
+    assert reasons == [
+        "/x is a number, but its column holds 9007199254740993, which a DOUBLE would round, "
+        "so the column cannot widen to DOUBLE"
+    ]
+
+
+def test_a_column_stored_by_an_earlier_run_is_not_widened_over_its_values(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    """Another process stored the integer: the destination finds it, the commit is refused
+    with one sentence, and what was committed stands."""
+    loaded = write_config(tmp_path, [BINDING], warehouse=warehouse)
+    write_lines(tmp_path / "data/1.jsonl", [{"id": 1, "x": 9007199254740993}, {"id": 2, "x": 4}])
+    run_once(loaded)
+    write_lines(tmp_path / "data/2.jsonl", [{"id": 3, "x": 1.5}])
+    out = io.StringIO()
+    assert run_materialization(loaded, once=True, console=Console(file=out, width=300)) == 1
+    assert (
+        "column x of table t met a number with a fraction but cannot widen from BIGINT to "
+        "DOUBLE: it holds 9007199254740993, which a DOUBLE would round" in out.getvalue()
+    )
+    assert warehouse.rows("SELECT id, x FROM t ORDER BY id") == [(1, 9007199254740993), (2, 4)]
+
+
+def test_a_big_integer_a_double_holds_exactly_lets_the_column_widen(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    loaded = write_config(tmp_path, [BINDING], warehouse=warehouse)
+    write_lines(tmp_path / "data/1.jsonl", [{"id": 1, "x": 2**60}, {"id": 2, "x": -(2**63)}])
+    run_once(loaded)
+    write_lines(tmp_path / "data/2.jsonl", [{"id": 3, "x": 1.5}])
+    run_once(loaded)
+    assert warehouse.rows("SELECT id, x FROM t ORDER BY id") == [
+        (1, 2.0**60),
+        (2, -(2.0**63)),
+        (3, 1.5),
+    ]
 
 
 def test_past_the_widest_integer_is_a_bad_line_where_nothing_holds_it(

@@ -99,7 +99,7 @@ def test_declared_types_are_promises() -> None:
     shape.observe({"id": 1.0, "at": "2025-01-02T03:04:05Z", "day": "2025-01-02"})
     with pytest.raises(LineProblem, match="/id is a number but its column is BIGINT"):
         shape.observe({"id": 1.5})
-    with pytest.raises(LineProblem, match="/at 'yesterday' is not an ISO 8601 date-time"):
+    with pytest.raises(LineProblem, match="/at 'yesterday' is not an RFC 3339 date-time"):
         shape.observe({"id": 1, "at": "yesterday"})
     with pytest.raises(LineProblem, match="not a date string"):
         shape.observe({"id": 1, "day": 5})

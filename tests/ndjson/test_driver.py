@@ -194,7 +194,7 @@ def test_schema_file_and_delta_updates(tmp_path: Path, warehouse: Warehouse) -> 
     ]
     write_lines(tmp_path / "ev.jsonl", [{"id": 2, "at": "soon"}], append=True)
     code, text = run_once(loaded)
-    assert code == 1 and "events: ev.jsonl:3: /at 'soon' is not an ISO 8601 date-time" in text
+    assert code == 1 and "events: ev.jsonl:3: /at 'soon' is not an RFC 3339 date-time" in text
 
 
 class StepClock:

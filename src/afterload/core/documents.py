@@ -15,7 +15,7 @@ import orjson
 
 from afterload.core import exactjson
 from afterload.core.pointers import resolve
-from afterload.core.schema import INT64_MAX, INT64_MIN, LineProblem, TableShape
+from afterload.core.schema import EXACT_DOUBLE, INT64_MAX, INT64_MIN, LineProblem, TableShape
 from afterload.core.transaction import BindingChanges
 from afterload.errors import AfterloadError
 
@@ -167,10 +167,14 @@ class DocumentParser:
             plan = known(sig) or plan_of(sig)
             if plan is None:
                 break
-            ints, others, floats, containers = plan
+            ints, narrow, others, floats, containers = plan
             if ints:
                 value = doc[ints[0]]
                 if value < INT64_MIN or value > INT64_MAX or not _in_int64(doc, ints[1:]):
+                    break
+            if narrow:  # past 2^53 the exact path notes the integer (core/schema.py)
+                value = doc[narrow[0]]
+                if value < -EXACT_DOUBLE or value > EXACT_DOUBLE or not _in_int53(doc, narrow[1:]):
                     break
             if floats and not _small_floats(doc, floats):
                 break  # orjson may have read an integer past 64 bits: the exact path reads it
@@ -293,6 +297,14 @@ def _repeated_name(raw: bytes) -> str | None:
             return name
         seen.add(name)
     return None
+
+
+def _in_int53(doc: dict[str, Any], names: tuple[str, ...]) -> bool:
+    for name in names:
+        value = doc[name]
+        if value < -EXACT_DOUBLE or value > EXACT_DOUBLE:
+            return False
+    return True
 
 
 def _in_int64(doc: dict[str, Any], names: tuple[str, ...]) -> bool:

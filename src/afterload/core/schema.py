@@ -9,24 +9,35 @@ case costs two tuple builds and a dict lookup per document.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
 from afterload.core.pointers import key_columns, resolve
+from afterload.core.values import EXACT_DOUBLE as EXACT_DOUBLE
+from afterload.core.values import INT64_MAX as INT64_MAX
+from afterload.core.values import INT64_MIN as INT64_MIN
+from afterload.core.values import INT128_MAX as INT128_MAX
+from afterload.core.values import INT128_MIN as INT128_MIN
+from afterload.core.values import LineProblem as LineProblem
+from afterload.core.values import (
+    ValueCheck,
+    check_date,
+    check_doubleable,
+    check_exact_double,
+    check_int64,
+    check_int128,
+    check_integral,
+    check_timestamp,
+    check_unbounded,
+    json_name,
+)
 from afterload.errors import AfterloadError
 
 DOCUMENT_COLUMN = "flow_document"
 PUBLISHED_COLUMN = "flow_published_at"
 RESERVED = frozenset({DOCUMENT_COLUMN, PUBLISHED_COLUMN})
 EMPTY_NAME = "a property named '' (the empty name) cannot be a column: DuckDB has no empty names"
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-INT128_MIN, INT128_MAX = -(2**127), 2**127 - 1
-EXACT_DOUBLE = 2**53
-"""Every integer up to this magnitude is a DOUBLE exactly; past it, only some are."""
 
 
 class ColumnType(StrEnum):
@@ -45,14 +56,6 @@ class SchemaError(AfterloadError):
     """A JSON Schema file that cannot be turned into a table."""
 
 
-class LineProblem(Exception):
-    """What is wrong with one line; the caller adds binding, file and line number."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
 @dataclass(slots=True)
 class Column:
     name: str
@@ -60,6 +63,9 @@ class Column:
     key: bool = False
     declared: bool = False
     """From the JSON Schema: its type is a promise, so a conflict is an error, never a widening."""
+    rounds: int | None = None
+    """An integer this process stored in this BIGINT column that a DOUBLE would round: while
+    there is one, the column cannot widen to DOUBLE (its value would change silently)."""
 
 
 _PY_TYPE: dict[type, ColumnType] = {
@@ -69,14 +75,6 @@ _PY_TYPE: dict[type, ColumnType] = {
     str: ColumnType.VARCHAR,
     dict: ColumnType.JSON,
     list: ColumnType.JSON,
-}
-_JSON_NAMES = {
-    bool: "a boolean",
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    dict: "an object",
-    list: "an array",
 }
 # Which Python value types a column accepts without looking at the value.
 _ACCEPTS: dict[ColumnType, frozenset[type]] = {
@@ -90,62 +88,19 @@ _ACCEPTS: dict[ColumnType, frozenset[type]] = {
     ColumnType.JSON: frozenset({bool, int, float, str, dict, list}),
 }
 
-ValueCheck = Callable[[Any], None]
 Signature = tuple[tuple[str, ...], tuple[type, ...]]
-Plan = tuple[tuple[str, ...], tuple[tuple[str, ValueCheck], ...], tuple[str, ...], tuple[str, ...]]
-"""A known signature's checks split for the fast path: BIGINT range names, other checks, the
+Plan = tuple[
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[tuple[str, ValueCheck], ...],
+    tuple[str, ...],
+    tuple[str, ...],
+]
+"""A known signature's checks split for the fast path: BIGINT range names, names of BIGINT
+columns that may still widen to DOUBLE (their integers past 2^53 leave it), other checks, the
 names holding floats (orjson reads an integer past 64 bits as a float: the scan sends any float
 of that size to the exact path), and the names holding objects or arrays (whose own property
 names the scan counts when it looks for a repeated top-level name)."""
-
-
-def _check_timestamp(value: Any) -> None:
-    if type(value) is not str:
-        raise LineProblem(f"is {_JSON_NAMES.get(type(value), 'a value')}, not a date-time string")
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        raise LineProblem(f"{value!r} is not an ISO 8601 date-time") from None
-
-
-def _check_date(value: Any) -> None:
-    if type(value) is not str:
-        raise LineProblem(f"is {_JSON_NAMES.get(type(value), 'a value')}, not a date string")
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        raise LineProblem(f"{value!r} is not an ISO 8601 date") from None
-
-
-def _check_int64(value: Any) -> None:
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise LineProblem(f"{value} is out of range for BIGINT")
-
-
-def _show(value: int) -> str:
-    """An integer for a message: whole, or its ends and length when it is very long."""
-    text = str(value)
-    digits = text.lstrip("-")
-    if len(digits) <= 48:
-        return text
-    return f"{text[: len(text) - len(digits) + 4]}…{digits[-4:]} ({len(digits)} digits)"
-
-
-def _check_int128(value: Any) -> None:
-    if not INT128_MIN <= value <= INT128_MAX:
-        raise LineProblem(
-            f"{_show(value)} is past the range of every integer column the destination has "
-            "(HUGEINT holds -2^127 to 2^127-1)"
-        )
-
-
-def _check_unbounded(value: Any) -> None:
-    """PostgreSQL's NUMERIC holds any integer the reader accepts."""
-
-
-def _check_exact_double(value: Any) -> None:
-    if type(value) is int and abs(value) > EXACT_DOUBLE and float(value) != value:
-        raise LineProblem(f"{value} cannot be held exactly by its column DOUBLE")
 
 
 class TableShape:
@@ -166,7 +121,7 @@ class TableShape:
         """Bits of the destination's widest integer column (DuckDB 128; None: unbounded)."""
         self.empty_names = empty_names
         """Whether the destination can name a column ``""`` (PostgreSQL maps it, DuckDB cannot)."""
-        self._check_wide = _check_int128 if wide_ints == 128 else _check_unbounded
+        self._check_wide = check_int128 if wide_ints == 128 else check_unbounded
         self.columns: dict[str, Column] = {}
         self._lower: dict[str, str] = {}
         self._ok: dict[Signature, tuple[tuple[str, ValueCheck], ...]] = {}
@@ -298,12 +253,14 @@ class TableShape:
             checks = self._ok.get(sig)
             if checks is None:
                 return None
-            ints = tuple(name for name, check in checks if check is _check_int64)
-            others = tuple((name, check) for name, check in checks if check is not _check_int64)
+            inline = (check_int64, check_doubleable)
+            ints = tuple(name for name, check in checks if check is check_int64)
+            narrow = tuple(name for name, check in checks if check is check_doubleable)
+            others = tuple((name, check) for name, check in checks if check not in inline)
             names, types = sig
             floats = tuple(n for n, t in zip(names, types, strict=True) if t is float)
             containers = tuple(n for n, t in zip(names, types, strict=True) if t in (dict, list))
-            plan = self.plans[sig] = (ints, others, floats, containers)
+            plan = self.plans[sig] = (ints, narrow, others, floats, containers)
         return plan
 
     def _observe_slow(self, doc: dict[str, Any]) -> tuple[tuple[str, ValueCheck], ...]:
@@ -335,7 +292,7 @@ class TableShape:
         if name in RESERVED:
             raise LineProblem(f"property {name!r} collides with afterload's column")
         inferred = _PY_TYPE.get(type(value), ColumnType.JSON)
-        check: ValueCheck | None = _check_int64 if inferred is ColumnType.BIGINT else None
+        check: ValueCheck | None = check_int64 if inferred is ColumnType.BIGINT else None
         if inferred is ColumnType.BIGINT and not INT64_MIN <= value <= INT64_MAX:
             inferred, check = ColumnType.HUGEINT, self._check_wide
             try:
@@ -343,22 +300,38 @@ class TableShape:
             except LineProblem as exc:
                 raise LineProblem(f"{pointer} {exc.reason}") from None
         self.add(name, inferred)
+        if inferred is ColumnType.BIGINT:
+            return self._int_check(self.columns[name], value)
         return check
+
+    def _int_check(self, col: Column, value: int) -> ValueCheck:
+        """The check of a BIGINT column's integers. An inferred column could widen to DOUBLE
+        later: the first integer it takes that a DOUBLE would round is noted, which forbids
+        that widening (``check_doubleable`` sends such integers here until then)."""
+        if col.declared or col.key or col.rounds is not None:
+            return check_int64
+        if -EXACT_DOUBLE <= value <= EXACT_DOUBLE or float(value) == value:
+            return check_doubleable
+        col.rounds = value
+        self.version += 1
+        self._ok.clear()
+        self.plans.clear()
+        return check_int64
 
     def _accept(self, col: Column, value: Any) -> ValueCheck | None:
         """None if the value's type always fits; a per-value check if it fits by value."""
         vtype = type(value)
         ctype = col.type
         if ctype is ColumnType.TIMESTAMPTZ:
-            _check_timestamp(value)
-            return _check_timestamp
+            check_timestamp(value)
+            return check_timestamp
         if ctype is ColumnType.DATE:
-            _check_date(value)
-            return _check_date
+            check_date(value)
+            return check_date
         if vtype in _ACCEPTS[ctype]:
             if ctype is ColumnType.BIGINT:
                 if INT64_MIN <= value <= INT64_MAX:
-                    return _check_int64
+                    return self._int_check(col, value)
                 # Widening to a wider integer keeps every value, declared or inferred.
                 self._check_wide(value)
                 self.widen(col.name, ColumnType.HUGEINT)
@@ -367,19 +340,22 @@ class TableShape:
                 self._check_wide(value)
                 return self._check_wide
             if ctype is ColumnType.DOUBLE and vtype is int:
-                _check_exact_double(value)
-                return _check_exact_double
+                check_exact_double(value)
+                return check_exact_double
             return None
         if ctype is ColumnType.BIGINT and vtype is float:
+            if not col.declared and col.rounds is not None:
+                raise LineProblem(
+                    f"is a number, but its column holds {col.rounds}, which a DOUBLE would "
+                    "round, so the column cannot widen to DOUBLE"
+                )
             if not col.declared:
                 self.widen(col.name, ColumnType.DOUBLE)
                 return None
             if value.is_integer():
-                return _check_integral
+                return check_integral
         pointer = self.pointers.get(col.name) or f"/{_escape(col.name)}"
-        raise LineProblem(
-            f"{pointer} is {_JSON_NAMES.get(vtype, 'a value')} but its column is {ctype.value}"
-        )
+        raise LineProblem(f"{pointer} is {json_name(value)} but its column is {ctype.value}")
 
 
 def _fits(col: Column | None, value: Any) -> bool:
@@ -389,16 +365,6 @@ def _fits(col: Column | None, value: Any) -> bool:
     return type(value) in _ACCEPTS[col.type] and (
         col.type is not ColumnType.BIGINT or INT64_MIN <= value <= INT64_MAX
     )
-
-
-def _check_integral(value: Any) -> None:
-    if type(value) is float and not value.is_integer():
-        raise LineProblem(f"{value!r} is not an integer but its column is BIGINT")
-    if type(value) is float and abs(value) > EXACT_DOUBLE:
-        raise LineProblem(
-            f"{value!r} is written with a fraction or exponent and is too large to be read "
-            "as an exact integer; write it as an integer"
-        )
 
 
 def _escape(name: str) -> str:

@@ -21,6 +21,17 @@ class DestinationError(AfterloadError):
     """The destination refused or failed: locked, fenced off, or a statement failed."""
 
 
+def widening_refused(where: str, table: str, column: str, value: object) -> str:
+    """Why an inferred BIGINT column that met a fraction cannot become DOUBLE: a value stored
+    by an earlier process would be rounded (this process's own are caught line by line)."""
+    return (
+        f"{where}: column {column} of table {table} met a number with a fraction but cannot "
+        f"widen from BIGINT to DOUBLE: it holds {value}, which a DOUBLE would round; nothing "
+        f"of this transaction was committed (declare {column} an integer in the binding's "
+        "schema to make such numbers bad lines)"
+    )
+
+
 class FencedError(DestinationError):
     """Another process opened the same materialization after this one."""
 

@@ -10,6 +10,7 @@ import duckdb
 from afterload.core.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, ColumnType, TableShape
 from afterload.destinations.base import (
     DestinationError,
+    widening_refused,
 )
 from afterload.destinations.sql import first_line, quote
 
@@ -156,6 +157,13 @@ class Catalog:
         """
         con = self.con
         target = self._q(table)
+        if type_ is ColumnType.DOUBLE and existing.get(name) is ColumnType.BIGINT:
+            found = con.execute(
+                f"SELECT {quote(name)} FROM {target} "
+                f"WHERE {quote(name)}::DOUBLE::HUGEINT <> {quote(name)} LIMIT 1"
+            ).fetchone()
+            if found is not None:
+                raise DestinationError(widening_refused(str(self.path), table, name, found[0]))
         if not (shape.columns[name].key and not shape.delta and self.keyed(table)):
             try:
                 con.execute(f"ALTER TABLE {target} ALTER COLUMN {quote(name)} TYPE {type_.value}")

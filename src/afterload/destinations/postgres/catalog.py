@@ -10,6 +10,7 @@ from afterload.core.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, ColumnType,
 from afterload.destinations.base import (
     DestinationError,
     TableWrite,
+    widening_refused,
 )
 from afterload.destinations.postgres.connect import Cursor, sql_literal
 from afterload.destinations.postgres.dialect import (
@@ -143,6 +144,10 @@ class Catalog:
                 log.info("%s: added column %s %s", write.table, physical, PG_TYPES[col.type])
             elif have.type is not col.type:
                 if col.type is ColumnType.DOUBLE and have.type is ColumnType.BIGINT:
+                    found = _rounded_by_double(cur, qualified, quote(physical))
+                    if found is not None:
+                        refused = widening_refused(write.binding, write.table, physical, found)
+                        raise DestinationError(refused)
                     cur.execute(
                         f"ALTER TABLE {qualified} ALTER COLUMN {quote(physical)} "
                         "TYPE DOUBLE PRECISION"
@@ -170,3 +175,17 @@ class Catalog:
     def _comment_column(self, cur: Cursor, qualified: str, physical: str, prop: str) -> None:
         text = sql_literal(cur.connection, column_comment(prop))
         cur.execute(f"COMMENT ON COLUMN {qualified}.{quote(physical)} IS {text}")
+
+
+def _rounded_by_double(cur: Cursor, table: str, column: str) -> int | None:
+    """A value of a BIGINT column that DOUBLE PRECISION would round, if any. PostgreSQL's own
+    ``float8::numeric`` keeps 15 digits only, so the integers past 2^53 are judged here."""
+    with cur.connection.cursor(name="afterload_widening") as rows:  # streamed, not fetched
+        rows.execute(
+            f"SELECT {column} FROM {table} "
+            f"WHERE {column} NOT BETWEEN -9007199254740992 AND 9007199254740992"
+        )
+        for (value,) in rows:
+            if float(value) != value:
+                return int(value)
+    return None

@@ -1,6 +1,6 @@
 """Values into ``COPY`` text, each checked against its column: the keys of deletes and loads
 (never checked against the columns by the driver: a key no column can hold is skipped) and
-the dates and times of rows (``shred.py``: Python's ISO 8601 reading is the check)."""
+the dates and times of rows (``shred.py``: the driver checked them, ``core/temporal.py``)."""
 
 from __future__ import annotations
 
@@ -110,8 +110,8 @@ def encoder(prop: str, ctype: ColumnType) -> Encoder:  # noqa: C901
     if ctype is ColumnType.TIMESTAMPTZ:
 
         def timestamp(value: Any) -> str:
-            # Python's reading of ISO 8601 was the check; hand PostgreSQL the same instant in
-            # the one form it surely reads (forms such as week dates it would not).
+            # The driver took RFC 3339 only (core/temporal.py); hand PostgreSQL the instant
+            # Python reads in the one form it surely reads alike.
             try:
                 return datetime.fromisoformat(value).isoformat()
             except (TypeError, ValueError):

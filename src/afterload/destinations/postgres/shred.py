@@ -9,9 +9,9 @@ the driver checked (``core/documents.py``) exactly what the Python encoder gave 
   double, as Python read it, then the integer); NUMERIC keeps every digit;
 - doubles by their text, as Python reads it (correctly rounded), except that a number too
   small for a double is zero, not an error;
-- TIMESTAMPTZ and DATE are the one exception: Python's ISO 8601 reading is the check, and
-  PostgreSQL's own differs (week dates, digits past microseconds), so Python normalises them
-  and sends them beside the line.
+- TIMESTAMPTZ and DATE are the one exception: the driver took RFC 3339 only
+  (``core/temporal.py``) and Python normalises them to the instant it read, sent beside the
+  line, so that no difference between the two readings can reach the table.
 """
 
 from __future__ import annotations

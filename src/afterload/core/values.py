@@ -1,0 +1,115 @@
+"""What a column holds, value by value: the checks a table shape caches per signature.
+
+A signature (names and Python types) says whether a value's type fits its column; these say
+whether the value itself does: an integer in range, a number a DOUBLE holds exactly, a date or
+a time in the one spelling every reader takes alike (:mod:`afterload.core.temporal`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from afterload.core.temporal import date_problem, date_time_problem
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT128_MIN, INT128_MAX = -(2**127), 2**127 - 1
+EXACT_DOUBLE = 2**53
+"""Every integer up to this magnitude is a DOUBLE exactly; past it, only some are."""
+
+
+ValueCheck = Callable[[Any], None]
+"""Raises :class:`LineProblem` when a value does not fit its column."""
+
+
+class LineProblem(Exception):
+    """What is wrong with one line; the caller adds binding, file and line number."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+JSON_NAMES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    dict: "an object",
+    list: "an array",
+}
+
+
+def json_name(value: Any) -> str:
+    return JSON_NAMES.get(type(value), "a value")
+
+
+def check_timestamp(value: Any) -> None:
+    if type(value) is not str:
+        raise LineProblem(f"is {json_name(value)}, not a date-time string")
+    problem = date_time_problem(value)
+    if problem is not None:
+        raise LineProblem(problem)
+
+
+def check_date(value: Any) -> None:
+    if type(value) is not str:
+        raise LineProblem(f"is {json_name(value)}, not a date string")
+    problem = date_problem(value)
+    if problem is not None:
+        raise LineProblem(problem)
+
+
+def check_int64(value: Any) -> None:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise LineProblem(f"{value} is out of range for BIGINT")
+
+
+def show_int(value: int) -> str:
+    """An integer for a message: whole, or its ends and length when it is very long."""
+    text = str(value)
+    digits = text.lstrip("-")
+    if len(digits) <= 48:
+        return text
+    return f"{text[: len(text) - len(digits) + 4]}…{digits[-4:]} ({len(digits)} digits)"
+
+
+def check_int128(value: Any) -> None:
+    if not INT128_MIN <= value <= INT128_MAX:
+        raise LineProblem(
+            f"{show_int(value)} is past the range of every integer column the destination has "
+            "(HUGEINT holds -2^127 to 2^127-1)"
+        )
+
+
+def check_unbounded(value: Any) -> None:
+    """PostgreSQL's NUMERIC holds any integer the reader accepts."""
+
+
+def check_doubleable(value: Any) -> None:
+    """:func:`check_int64` for a column that may still widen to DOUBLE: an integer that a
+    DOUBLE would round leaves the cached path, so that the shape notes it (never an error)."""
+    if not -EXACT_DOUBLE <= value <= EXACT_DOUBLE and not (
+        INT64_MIN <= value <= INT64_MAX and float(value) == value
+    ):
+        raise LineProblem(f"{value} needs a look: a DOUBLE would round it")
+
+
+def check_exact_double(value: Any) -> None:
+    if type(value) is int and abs(value) > EXACT_DOUBLE:
+        try:
+            exact = float(value) == value
+        except OverflowError:  # past 1.8e308: no DOUBLE at all
+            exact = False
+        if not exact:
+            raise LineProblem(f"{show_int(value)} cannot be held exactly by its column DOUBLE")
+
+
+def check_integral(value: Any) -> None:
+    if type(value) is float and not value.is_integer():
+        raise LineProblem(f"{value!r} is not an integer but its column is BIGINT")
+    if type(value) is float and abs(value) > EXACT_DOUBLE:
+        raise LineProblem(
+            f"{value!r} is written with a fraction or exponent and is too large to be read "
+            "as an exact integer; write it as an integer"
+        )

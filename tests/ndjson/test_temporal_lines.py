@@ -1,0 +1,77 @@
+"""Date-time and date columns end to end, on both destinations: a value either lands as the
+instant it names or is a bad line; it never lands as NULL or cut to another instant.
+
+Before, Python's ISO 8601 reading was the check: DuckDB then stored NULL for week dates, the
+basic format and a lower-case ``t``, and both destinations cut digits past the microsecond.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from afterload.cli.run import run_materialization
+from tests.materialize_support import Warehouse, write_config, write_lines
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "at": {"type": "string", "format": "date-time"},
+        "day": {"type": "string", "format": "date"},
+    },
+}
+GOOD = {
+    1: ("2026-01-01T00:00:00Z", "2026-01-01"),
+    2: ("2026-01-01T00:00:00.123456000Z", "0001-01-01"),
+    3: ("2026-06-30T23:59:59.5-09:30", "9999-12-31"),
+    4: ("0001-01-01T00:00:00+01:00", "2024-02-29"),
+}
+BAD = {  # each is a form some reader took differently before
+    10: ("2026-W01-1", "2026-01-01"),
+    11: ("20260101T000000Z", "2026-01-01"),
+    12: ("2026-01-01t00:00:00Z", "2026-01-01"),
+    13: ("2026-01-01T00:00:00", "2026-01-01"),
+    14: ("2026-01-01T00:00:00.123456789Z", "2026-01-01"),
+    15: ("2026-01-01T00:00:00Z", "2026-W01-1"),
+    16: ("2026-01-01T00:00:00Z", "20260101"),
+}
+
+
+def test_every_date_time_lands_as_its_instant_or_is_a_bad_line(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    (tmp_path / "ev.schema.json").write_text(json.dumps(SCHEMA))
+    binding = {
+        "source": "ev.jsonl",
+        "table": "events",
+        "key": ["/id"],
+        "schema": "ev.schema.json",
+        "rejects": "rejects.jsonl",
+    }
+    loaded = write_config(tmp_path, [binding], warehouse=warehouse)
+    docs = [{"id": i, "at": at, "day": day} for i, (at, day) in {**GOOD, **BAD}.items()]
+    write_lines(tmp_path / "ev.jsonl", docs)
+    assert run_materialization(loaded, once=True) == 0
+
+    epoch = 'epoch_us("at")' if warehouse.kind == "duckdb" else '(extract(epoch from "at") * 1e6)'
+    found = warehouse.rows(f"SELECT id, {epoch}::BIGINT, day::VARCHAR FROM events ORDER BY id")
+    expected = []
+    for i, (at, day) in GOOD.items():
+        moment = datetime.fromisoformat(at)
+        micros = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // (moment.resolution)
+        expected.append((i, micros, day))
+    assert found == expected
+    rejected = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    assert [json.loads(r["document"])["id"] for r in rejected] == list(BAD)
+    reasons = {json.loads(r["document"])["id"]: r["reason"] for r in rejected}
+    assert (
+        reasons[10] == "/at '2026-W01-1' is not an RFC 3339 date-time (such as "
+        "2026-12-03T10:15:00Z or 2026-12-03T11:15:00.5+01:00)"
+    )
+    assert reasons[14] == (
+        "/at '2026-01-01T00:00:00.123456789Z' has digits past the microsecond, "
+        "which a TIMESTAMPTZ cannot hold"
+    )
+    assert reasons[16] == "/day '20260101' is not an RFC 3339 date (such as 2026-12-03)"
