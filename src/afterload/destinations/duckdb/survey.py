@@ -244,10 +244,19 @@ def _blank_line(data: bytes) -> bool:
     return not data or data.startswith(b"\n") or data.endswith(b"\n") or b"\n\n" in data
 
 
+def _first_line(data: bytes) -> bytes:
+    """The first non-empty line of a block, without copying the rest (blocks are large)."""
+    start = 0
+    while data.startswith(b"\n", start):
+        start += 1
+    end = data.find(b"\n", start)
+    return data[start:] if end < 0 else data[start:end]
+
+
 def _first_names(blocks: list[bytes], shape: TableShape) -> list[str]:
     """The first line's property names the shape lacks: surveyed from the first pass on, so
     that a table's first transaction usually needs one pass."""
-    first = next((data.lstrip(b"\n").split(b"\n", 1)[0] for data in blocks if data.strip()), b"")
+    first = next((_first_line(data) for data in blocks if data.strip()), b"")
     try:
         doc = orjson.loads(first)
     except orjson.JSONDecodeError:
