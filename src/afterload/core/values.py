@@ -44,20 +44,20 @@ def json_name(value: Any) -> str:
     return JSON_NAMES.get(type(value), "a value")
 
 
-def check_timestamp(value: Any) -> None:
+def _temporal(value: Any, what: str, problem_of: Callable[[str], str | None]) -> None:
     if type(value) is not str:
-        raise LineProblem(f"is {json_name(value)}, not a date-time string")
-    problem = date_time_problem(value)
+        raise LineProblem(f"is {json_name(value)}, not a {what} string")
+    problem = problem_of(value)
     if problem is not None:
         raise LineProblem(problem)
+
+
+def check_timestamp(value: Any) -> None:
+    _temporal(value, "date-time", date_time_problem)
 
 
 def check_date(value: Any) -> None:
-    if type(value) is not str:
-        raise LineProblem(f"is {json_name(value)}, not a date string")
-    problem = date_problem(value)
-    if problem is not None:
-        raise LineProblem(problem)
+    _temporal(value, "date", date_problem)
 
 
 def check_int64(value: Any) -> None:
