@@ -15,16 +15,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from afterload.triggers.dbt_cloud.emulator.control import Controls
 from afterload.triggers.dbt_cloud.emulator.options import OVERRIDES, option_errors
 from afterload.triggers.dbt_cloud.emulator.runs import (
     EmulatedRun,
@@ -35,7 +35,7 @@ from afterload.triggers.dbt_cloud.emulator.runs import (
     run_status,
     schedule,
 )
-from afterload.triggers.dbt_cloud.emulator.settings import ACTIVE, ERROR, EmulatorSettings, Fault
+from afterload.triggers.dbt_cloud.emulator.settings import ACTIVE, ERROR, EmulatorSettings
 from afterload.triggers.dbt_cloud.emulator.wire import (
     INVALID,
     SEND_KEY,
@@ -56,12 +56,6 @@ Handler = Callable[[Request, int], Awaitable[Response]]
 _ALL = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-@dataclass
-class _Armed:
-    fault: Fault
-    left: int
-
-
 class _App(Starlette):
     """Starlette that keeps the server's ``send`` in the scope, so a fault can drop the socket."""
 
@@ -70,8 +64,9 @@ class _App(Starlette):
         await super().__call__(scope, receive, send)
 
 
-class DbtCloudEmulator:
-    """The emulated dbt Cloud state and its Starlette app; safe to inspect from other threads."""
+class DbtCloudEmulator(Controls):
+    """The emulated dbt Cloud state and its Starlette app; safe to inspect from other threads
+    (the inspection and control API is :class:`Controls`, in ``control.py``)."""
 
     def __init__(
         self, settings: EmulatorSettings | None = None, clock: Callable[[], float] = time.time
@@ -86,46 +81,12 @@ class DbtCloudEmulator:
             routes=self._routes(), exception_handlers={HTTPException: http_error}
         )
 
-    # ---- Python API -----------------------------------------------------------------------
-
-    @property
-    def settings(self) -> EmulatorSettings:
-        return self._settings
-
-    def inject(self, fault: Fault) -> None:
-        """Arm a fault; faults are tried in the order they were injected."""
-        with self._lock:
-            self._faults.append(_Armed(fault, fault.times))
-
-    def reset(self, settings: EmulatorSettings | None = None) -> None:
-        """Forget runs, requests and faults (ids restart), optionally with new settings.
-
-        New settings let one running server serve many differently configured tests.
-        """
-        with self._lock:
-            if settings is not None:
-                self._settings = settings
-            self._fresh_state()
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        """The API request log: method, path, query, status (None if dropped), time, auth scheme."""
-        with self._lock:
-            return [dict(entry) for entry in self._log]
-
-    @property
-    def runs(self) -> list[dict[str, Any]]:
-        """Every run of every account, as the API would show it now, oldest first."""
-        with self._lock:
-            now = self._clock()
-            return [self._render(run, now) for run in self._runs.values()]
-
     # ---- state ------------------------------------------------------------------------------
 
     def _fresh_state(self) -> None:
         self._runs: dict[int, EmulatedRun] = {}
         self._log: list[dict[str, Any]] = []
-        self._faults: list[_Armed] = []
+        self._faults = []
         self._hits: dict[int, deque[float]] = {}
         self._rng = random.Random(self._settings.seed)
         self._next_id = self._settings.first_run_id
@@ -135,16 +96,6 @@ class DbtCloudEmulator:
         """A fault's delay, which a stopping server cuts short instead of waiting it out."""
         if seconds > 0:
             await asyncio.to_thread(self._halt.wait, seconds)
-
-    def _take_fault(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            for armed in self._faults:
-                if armed.fault.matches(method, path):
-                    armed.left -= 1
-                    if armed.left == 0:
-                        self._faults.remove(armed)
-                    return armed.fault
-        return None
 
     def _admit(self, account_id: int, now: float) -> int | None:
         """Count a request against the per-minute limit; the seconds to wait if over it."""
@@ -189,12 +140,7 @@ class DbtCloudEmulator:
         ]
         self._api_paths = [route.path_regex for route in routes]
         routes.append(Route("/api/{rest:path}", self._endpoint(self._unknown), methods=_ALL))
-        routes += [
-            Route("/_emulator/faults", self._post_fault, methods=["POST"]),
-            Route("/_emulator/requests", self._get_requests, methods=["GET"]),
-            Route("/_emulator/runs", self._get_runs, methods=["GET"]),
-            Route("/_emulator/reset", self._post_reset, methods=["POST"]),
-        ]
+        routes += self._control_routes()
         return routes
 
     def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -406,22 +352,3 @@ class DbtCloudEmulator:
         if any(regex.match(request.url.path) for regex in self._api_paths):
             return envelope(405, f'Method "{request.method}" not allowed.')
         return envelope(404, f"Not found: {request.url.path}")
-
-    async def _post_fault(self, request: Request) -> Response:
-        try:
-            data = await request.json()
-            fault = Fault(**data)
-        except (ValueError, TypeError) as exc:
-            return JSONResponse({"error": f"not a fault: {exc}"}, status_code=400)
-        self.inject(fault)
-        return JSONResponse({"armed": asdict(fault)}, status_code=201)
-
-    async def _get_requests(self, request: Request) -> Response:
-        return JSONResponse(self.requests)
-
-    async def _get_runs(self, request: Request) -> Response:
-        return JSONResponse(self.runs)
-
-    async def _post_reset(self, request: Request) -> Response:
-        self.reset()
-        return JSONResponse({"reset": True})
