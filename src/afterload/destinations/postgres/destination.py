@@ -85,11 +85,11 @@ class PostgresDestination(Fence, Reads, PostgresLedger):
         self._turn = threading.RLock()
         """Held by each commit and each ledger write: one transaction at a time per session."""
         self.reconnects = 0
+        """How many times a lost connection was re-established (for tests and logs)."""
         self.exclusive = True
         """Take the advisory lock that refuses a second process. The Flow driver turns it
         off: its runtime starts a shard's successor before the old one is surely gone, and
         the fence alone decides (the newer process commits, the older is fenced off)."""
-        """How many times a lost connection was re-established (for tests and logs)."""
 
     @classmethod
     def from_config(cls, config: PostgresConfig) -> PostgresDestination:
