@@ -29,7 +29,7 @@ from afterload import open_destination
 from afterload.config import load_config
 from afterload.ndjson.driver import NdjsonDriver
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
-from afterload.triggers.runner import TriggerThread
+from afterload.triggers.thread import TriggerThread
 
 KEY = "bench-key"
 

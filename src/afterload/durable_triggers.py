@@ -123,7 +123,7 @@ class DurableTriggers:
                 memory.stood(commit.sequence, commit.published_at)
 
     def bind(self, action: TriggerAction) -> tuple[TriggerMemory | None, LedgerRecorder | None]:
-        """What :class:`~afterload.triggers.runner.TriggerThread` gives each trigger."""
+        """What :class:`~afterload.triggers.thread.TriggerThread` gives each trigger."""
         memory = self.memories[trigger_name(action)]
         if self.ledger is None:
             return memory, None

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from afterload.ndjson.progress import Progress
     from afterload.triggers.dbt_cloud.action import DbtCloudAction
     from afterload.triggers.dbt_core.action import DbtCoreAction
-    from afterload.triggers.runner import TriggerThread
+    from afterload.triggers.thread import TriggerThread
     from afterload.triggers.webhook.runner import WebhookRunner
 
 log = logging.getLogger("afterload.run")
@@ -183,7 +183,7 @@ def materialize(
     webhooks = webhook_runners(loaded, clock=clock)
     triggers = None
     if actions or webhooks:
-        from afterload.triggers.runner import TriggerThread
+        from afterload.triggers.thread import TriggerThread
 
         triggers = TriggerThread(actions, clock=clock, background=webhooks)
     destination: Destination | None = None

@@ -53,7 +53,7 @@ from afterload.flow.validation import applied_description, validated
 from afterload.ndjson.sync_schedule import SyncPolicy
 from afterload.triggers.base import TriggerAction
 from afterload.triggers.dbt_cloud.action import DbtCloudAction
-from afterload.triggers.runner import TriggerThread
+from afterload.triggers.thread import TriggerThread
 
 log = logging.getLogger("afterload.flow")
 

@@ -1,2 +1,3 @@
 """Triggers: what runs after data is committed. ``schedule`` decides when, ``runner`` runs it,
-and each kind (``dbt_cloud``, …) decides how. Nothing here imports the core or a driver."""
+``thread`` gives the runners a loop of their own, and each kind (``dbt_cloud``, …) decides how.
+Nothing here imports the core or a driver."""
