@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from afterload.triggers.dbt_cloud.client import RetryPolicy
 from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 from afterload.triggers.dbt_cloud.emulator import DbtCloudEmulator, EmulatorServer, EmulatorSettings
+from afterload.triggers.dbt_cloud.policy import RetryPolicy
 from tests.materialize_support import Warehouse
 
 API_KEY = "dbtc_test-key-9f8e7d6c5b4a"

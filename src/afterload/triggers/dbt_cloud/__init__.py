@@ -1,1 +1,2 @@
-"""The dbt Cloud job trigger: its config block, an API v2 client, and the fire's modes."""
+"""The dbt Cloud job trigger: its config block, an API v2 client (its timeouts and retries in
+``policy``), and the fire's modes."""

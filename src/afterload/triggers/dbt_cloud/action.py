@@ -15,10 +15,11 @@ from typing import Any
 from afterload.clock import Clock
 from afterload.triggers.base import FireOutcome, RunEnd
 from afterload.triggers.commits import CommitFacts
-from afterload.triggers.dbt_cloud.client import DbtCloudClient, RetryPolicy
+from afterload.triggers.dbt_cloud.client import DbtCloudClient
 from afterload.triggers.dbt_cloud.config import DbtJobTrigger
 from afterload.triggers.dbt_cloud.errors import DbtCloudError
 from afterload.triggers.dbt_cloud.models import Job, Run, RunStatus
+from afterload.triggers.dbt_cloud.policy import RetryPolicy
 
 _RESULTS = {RunStatus.SUCCESS: "success", RunStatus.CANCELLED: "cancelled"}
 

@@ -2,26 +2,23 @@
 
 It follows dbt's OpenAPI v2 spec (trailing slashes, the ``status``/``data`` envelope,
 ``status__in`` as one JSON-style array) and adds what the original connector lacked: a
-timeout on every request, retries with backoff that honour ``Retry-After``, one-sentence
-errors, and a trigger that never creates two runs after an ambiguous failure.
+timeout on every request, retries with backoff that honour ``Retry-After`` (both set in
+:mod:`.policy`), one-sentence errors, and a trigger that never creates two runs after an
+ambiguous failure.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import httpx
-import stamina
 
 from afterload import __version__
 from afterload.clock import Clock, SystemClock
-from afterload.errors import AfterloadError
 from afterload.triggers.dbt_cloud.errors import (
     DbtCloudError,
     Transient,
@@ -31,51 +28,15 @@ from afterload.triggers.dbt_cloud.errors import (
     user_message,
 )
 from afterload.triggers.dbt_cloud.models import ACTIVE_STATUSES, DbtCloudTarget, Job, Run
+from afterload.triggers.dbt_cloud.policy import (
+    ONE_ATTEMPT,
+    RetryPolicy,
+    default_timeout,
+    interactive_timeout,
+    retrying,
+)
 
 log = logging.getLogger("afterload.dbt")
-
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-
-
-def default_timeout() -> httpx.Timeout:
-    """30 s a request, 10 s to connect; ``AFTERLOAD_DBT_TIMEOUT`` (seconds) overrides both."""
-    raw = os.environ.get("AFTERLOAD_DBT_TIMEOUT")
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise AfterloadError(f"AFTERLOAD_DBT_TIMEOUT: {raw!r} is not a number of seconds") from None
-    if not 0 < seconds <= 3600:
-        raise AfterloadError(f"AFTERLOAD_DBT_TIMEOUT: {raw!r} is not within 0 to 3600 seconds")
-    return httpx.Timeout(seconds, connect=min(10.0, seconds))
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """About 5 attempts within 2 minutes, exponential backoff with jitter, capped at 30 s."""
-
-    attempts: int = 5
-    timeout: float = 120.0
-    wait_initial: float = 1.0
-    wait_max: float = 30.0
-    wait_jitter: float = 1.0
-    max_retry_after: float = 60.0
-
-
-ONE_ATTEMPT = RetryPolicy(attempts=1, timeout=10.0)
-"""For interactive commands (``check``, ``status``): a user waits, so they get an answer, not a
-minute of backoff; retries are for the long-running loop."""
-INTERACTIVE_TIMEOUT = httpx.Timeout(8.0, connect=3.0)
-
-
-def interactive_timeout() -> httpx.Timeout:
-    """A few seconds at most; ``AFTERLOAD_DBT_TIMEOUT`` may shorten it, never lengthen it."""
-    configured = default_timeout()
-    if configured is DEFAULT_TIMEOUT:
-        return INTERACTIVE_TIMEOUT
-    seconds = min(configured.read or 8.0, 8.0)
-    return httpx.Timeout(seconds, connect=min(3.0, seconds))
 
 
 class DbtCloudClient:
@@ -195,7 +156,7 @@ class DbtCloudClient:
         maybe_sent = False
         last: Transient | None = None
         try:
-            async for attempt in self._retrying():
+            async for attempt in retrying(self.retry, on_retry=self._count_retry):
                 with attempt:
                     if maybe_sent:
                         adopted = await self._find_new_run(baseline, None if rerun else cause)
@@ -267,25 +228,8 @@ class DbtCloudClient:
             raise Transient("the list of runs was not a list")
         return [Run.from_api(item) for item in data if isinstance(item, dict) and "id" in item]
 
-    def _retrying(self) -> Any:
-        policy = self.retry
-
-        def backoff(exc: Exception) -> bool | float:
-            if not isinstance(exc, Transient):
-                return False
-            self.retries += 1
-            if exc.retry_after is not None:
-                return min(exc.retry_after, policy.max_retry_after)
-            return True
-
-        return stamina.retry_context(
-            on=backoff,
-            attempts=policy.attempts,
-            timeout=policy.timeout,
-            wait_initial=policy.wait_initial,
-            wait_max=policy.wait_max,
-            wait_jitter=policy.wait_jitter,
-        )
+    def _count_retry(self) -> None:
+        self.retries += 1
 
     async def _call(
         self,
@@ -298,7 +242,7 @@ class DbtCloudClient:
         """An idempotent call (GET, or a cancel): retried on every transient failure."""
         last: Transient | None = None
         try:
-            async for attempt in self._retrying():
+            async for attempt in retrying(self.retry, on_retry=self._count_retry):
                 with attempt:
                     try:
                         return await self._once(method, path, params=params, what=what)
