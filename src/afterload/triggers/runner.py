@@ -158,6 +158,9 @@ class JobTrigger:
             self._collect()
             now = self.clock.monotonic()
             if self.core.begin(now):
+                # The moment the schedule counts from (a run may start later: dbt Core waits
+                # for its DuckDB turn), logged so that the spacing can be seen.
+                log.debug("%s: firing", self.action.label)
                 async with self._firing:
                     covering = self.memory.covering() if self.memory is not None else None
                     try:
