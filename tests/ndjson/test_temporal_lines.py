@@ -72,6 +72,7 @@ def test_every_date_time_lands_as_its_instant_or_is_a_bad_line(
     )
     assert reasons[14] == (
         "/at '2026-01-01T00:00:00.123456789Z' has digits past the microsecond, "
-        "which a TIMESTAMPTZ cannot hold"
+        "which a TIMESTAMPTZ cannot hold (without format: date-time in the schema it is kept "
+        "as text, every digit)"
     )
     assert reasons[16] == "/day '20260101' is not an RFC 3339 date (such as 2026-12-03)"

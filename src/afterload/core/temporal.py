@@ -32,7 +32,10 @@ def date_time_problem(value: str) -> str | None:
             "(such as 2026-12-03T10:15:00Z or 2026-12-03T11:15:00.5+01:00)"
         )
     if (match["fraction"] or "")[6:].strip("0"):
-        return f"{value!r} has digits past the microsecond, which a TIMESTAMPTZ cannot hold"
+        return (
+            f"{value!r} has digits past the microsecond, which a TIMESTAMPTZ cannot hold "
+            "(without format: date-time in the schema it is kept as text, every digit)"
+        )
     if match["second"] == "60":
         return f"{value!r} is a leap second, which a TIMESTAMPTZ cannot hold"
     try:
