@@ -32,6 +32,11 @@ def _projections() -> list[dict[str, Any]]:
         {"ptr": "/v", "field": "v", "inference": {"types": ["string", "null"]}},
         {"ptr": "/n", "field": "n", "inference": {"types": ["integer", "null"]}},
         {"ptr": "", "field": "flow_document", "inference": {"types": ["object"]}},
+        {  # every Flow collection has it; afterload fills its own flow_published_at
+            "ptr": "/_meta/uuid",
+            "field": "flow_published_at",
+            "inference": {"types": ["string"], "string": {"format": "date-time"}},
+        },
     ]
 
 
@@ -292,6 +297,8 @@ def test_spec_validate_apply_through_the_connector(target: Target, tmp_path: Pat
     n = validated["constraints"]["n"]
     assert n["type"] == "INCOMPATIBLE" and "things" in n["reason"] and "BIGINT" in n["reason"]
     assert validated["constraints"]["v"]["type"] == "LOCATION_RECOMMENDED"
+    published = validated["constraints"]["flow_published_at"]
+    assert published["type"] == "FIELD_FORBIDDEN" and "itself" in published["reason"]
     with Standin.spawn() as rt:
         rt.send({"apply": {"materialization": spec, "version": "v1"}})
         described = rt.expect("applied")["actionDescription"]

@@ -70,6 +70,7 @@ PROJECTIONS = [
     proj("nulls", "null"),
     proj("_meta/op", "string"),
     proj("_meta/uuid", "string"),
+    proj("flow_published_at", "string", fmt="date-time", ptr="/_meta/uuid"),
 ]
 
 
@@ -99,6 +100,7 @@ def test_new_table_standard_updates() -> None:
         "nulls": T.FIELD_FORBIDDEN,
         "_meta/op": T.LOCATION_RECOMMENDED,
         "_meta/uuid": T.FIELD_OPTIONAL,
+        "flow_published_at": T.FIELD_FORBIDDEN,  # every collection has it; afterload fills it
     }
     assert v.resource_path == ["orders"] and not v.delta_updates
     assert all(c.reason for c in v.constraints.values())

@@ -11,6 +11,8 @@ The rules, per projection:
 - the root document: LOCATION_REQUIRED for standard updates (Loads return it), and
   LOCATION_RECOMMENDED for delta updates; a second root projection is FIELD_FORBIDDEN;
 - no types, or only ``null``: FIELD_FORBIDDEN;
+- a field named like a column afterload writes itself (``flow_published_at``, which every
+  collection projects from ``/_meta/uuid``; a non-root ``flow_document``): FIELD_FORBIDDEN;
 - ``_meta/op``: LOCATION_RECOMMENDED; other ``_meta/…``: FIELD_OPTIONAL;
 - one scalar type (nullable or not), or a string holding a number: LOCATION_RECOMMENDED;
 - an object: FIELD_OPTIONAL; arrays and mixed types: LOCATION_RECOMMENDED, as Estuary's
@@ -24,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from afterload.core.schema import RESERVED
 from afterload.errors import AfterloadError
 from afterload.flow.catalog import Json, MaterializationBinding, MaterializationSpec, Projection
 from afterload.flow.config import ResourceConfig
@@ -63,47 +66,62 @@ def _numeric_string(projection: Projection) -> bool:
     )
 
 
-def base_constraint(projection: Projection, delta_updates: bool) -> Constraint:
-    """The constraint of one projection on a new table (no existing columns)."""
+def _c(kind: ConstraintType, reason: str) -> Constraint:
+    return Constraint(type=kind, reason=reason)
 
-    def c(kind: ConstraintType, reason: str) -> Constraint:
-        return Constraint(type=kind, reason=reason)
 
-    types = projection.inference.types
+def _placed(projection: Projection, delta_updates: bool) -> Constraint | None:
+    """The constraint of a key, the root document or a column afterload writes itself."""
     if projection.is_primary_key:
         if delta_updates:
-            return c(ConstraintType.LOCATION_RECOMMENDED, "Key locations are recommended")
-        return c(
+            return _c(ConstraintType.LOCATION_RECOMMENDED, "Key locations are recommended")
+        return _c(
             ConstraintType.LOCATION_REQUIRED,
             "Every key location is required to merge documents by key",
         )
     if projection.is_root_document:
         if delta_updates:
-            return c(
+            return _c(
                 ConstraintType.LOCATION_RECOMMENDED,
                 "The root document should usually be materialized",
             )
-        return c(ConstraintType.LOCATION_REQUIRED, "The root document must be materialized")
+        return _c(ConstraintType.LOCATION_REQUIRED, "The root document must be materialized")
+    if projection.field in RESERVED:
+        # Every Flow collection projects /_meta/uuid as flow_published_at; afterload fills
+        # that column itself (the commit time), and flow_document is the root document.
+        return _c(
+            ConstraintType.FIELD_FORBIDDEN,
+            f"afterload writes the column {projection.field} itself",
+        )
+    return None
+
+
+def base_constraint(projection: Projection, delta_updates: bool) -> Constraint:
+    """The constraint of one projection on a new table (no existing columns)."""
+    placed = _placed(projection, delta_updates)
+    if placed is not None:
+        return placed
+    types = projection.inference.types
     if not types:
-        return c(ConstraintType.FIELD_FORBIDDEN, "Cannot materialize a field with no types")
+        return _c(ConstraintType.FIELD_FORBIDDEN, "Cannot materialize a field with no types")
     if types == ["null"]:
-        return c(
+        return _c(
             ConstraintType.FIELD_FORBIDDEN,
             "Cannot materialize a field whose only possible type is null",
         )
     if projection.field == "_meta/op":
-        return c(
+        return _c(
             ConstraintType.LOCATION_RECOMMENDED,
             "The operation type should usually be materialized",
         )
     if projection.field.startswith("_meta/"):
-        return c(ConstraintType.FIELD_OPTIONAL, "Metadata fields may be materialized")
+        return _c(ConstraintType.FIELD_OPTIONAL, "Metadata fields may be materialized")
     non_null = _non_null(projection)
     if (len(non_null) == 1 and non_null[0] in _SCALARS) or _numeric_string(projection):
-        return c(ConstraintType.LOCATION_RECOMMENDED, "The projection has a single scalar type")
+        return _c(ConstraintType.LOCATION_RECOMMENDED, "The projection has a single scalar type")
     if non_null == ["object"]:
-        return c(ConstraintType.FIELD_OPTIONAL, "Object fields may be materialized")
-    return c(ConstraintType.LOCATION_RECOMMENDED, "This field is able to be materialized")
+        return _c(ConstraintType.FIELD_OPTIONAL, "Object fields may be materialized")
+    return _c(ConstraintType.LOCATION_RECOMMENDED, "This field is able to be materialized")
 
 
 def _last_binding(
