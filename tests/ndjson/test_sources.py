@@ -33,7 +33,8 @@ def test_files_are_read_in_path_order_with_line_numbers(tmp_path: Path) -> None:
         ("d/a.jsonl", 2, b'{"n":2}'),
         ("d/b.jsonl", 1, b'{"n":3}'),
     ]
-    assert src.positions()["d/a.jsonl"] == Position(16, 2)
+    assert src.positions()["d/a.jsonl"][:2] == (16, 2)
+    assert len(src.positions()["d/a.jsonl"].digest) == 16
     assert src.positions()["d/empty.jsonl"] == Position(0, 0)
 
 
@@ -49,7 +50,7 @@ def test_partial_last_line_waits_for_its_newline(tmp_path: Path) -> None:
     src = Source("a.jsonl", tmp_path, {})
     assert [line for _, _, line in drain(src)] == [b'{"a":1}']
     assert list(src.pending()) == ["a.jsonl"]
-    assert src.positions()["a.jsonl"] == Position(8, 1)
+    assert src.positions()["a.jsonl"][:2] == (8, 1)
     with open(path, "ab") as f:
         f.write(b'2}\n{"a":3}\n')
     assert drain(src) == [("a.jsonl", 2, b'{"a":2}'), ("a.jsonl", 3, b'{"a":3}')]
@@ -103,6 +104,58 @@ def test_a_truncated_file_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_bytes(b"1\n")
     src = Source("a.jsonl", tmp_path, {"a.jsonl": Position(100, 10)})
     with pytest.raises(SourceError, match="truncated or replaced"):
+        drain(src)
+
+
+def lines(first: int, count: int, fill: str) -> bytes:
+    return b"".join(
+        b'{"id":%d,"v":"%s"}\n' % (i, fill.encode()) for i in range(first, first + count)
+    )
+
+
+def test_a_file_replaced_by_a_longer_one_is_an_error_not_a_skip(tmp_path: Path) -> None:
+    """Same line lengths: the committed offset falls on a line boundary of the new file, whose
+    first lines would be skipped without a word if only the size were checked."""
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(lines(1, 5, "x"))
+    first = Source("a.jsonl", tmp_path, {})
+    drain(first)
+    committed = first.positions()
+    first.close()
+    path.write_bytes(lines(1, 5, "x") + lines(6, 2, "x"))  # appended: resumes
+    appended = Source("a.jsonl", tmp_path, committed)
+    assert [n for _, n, _ in drain(appended)] == [6, 7]
+    appended.close()
+    replacement = tmp_path / "b.tmp"
+    replacement.write_bytes(lines(6, 7, "z"))
+    replacement.replace(path)
+    again = Source("a.jsonl", tmp_path, committed)
+    with pytest.raises(SourceError, match="was replaced; new data needs a new file name"):
+        drain(again)
+
+
+def test_a_checkpoint_without_digests_still_resumes(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(lines(1, 3, "x"))
+    src = Source("a.jsonl", tmp_path, {"a.jsonl": Position(len(lines(1, 2, "x")), 2)})
+    assert [n for _, n, _ in drain(src)] == [3]
+    assert src.positions()["a.jsonl"].digest  # the next commit records it
+
+
+@pytest.mark.parametrize("how", ["replaced", "truncated"])
+def test_a_file_replaced_or_truncated_while_followed_is_an_error(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(lines(1, 5, "x"))
+    src = Source("a.jsonl", tmp_path, {})
+    drain(src)
+    if how == "replaced":
+        (tmp_path / "b.tmp").write_bytes(lines(6, 7, "z"))
+        (tmp_path / "b.tmp").replace(path)
+    else:
+        path.write_bytes(b"")  # truncated in place (copytruncate), then written again
+        path.write_bytes(lines(6, 7, "z"))
+        with open(path, "r+b") as f:  # the same file, shorter than what was read
+            f.truncate(10)
+    with pytest.raises(SourceError, match="replaced or truncated while being read"):
         drain(src)
 
 

@@ -1,10 +1,11 @@
 """The checkpoint: how far every source was read, committed with the rows it produced.
 
 The destination stores it in the same transaction as the rows (exactly once) and hands it
-back at open. Its NDJSON part is per binding, per file, a byte offset (and the line count
-reached, for messages); a rejects file's size is kept with it so rejected lines are kept
-exactly once too. Drivers that read no files keep their own position in ``driver``, which
-afterload never looks into (the Flow connector stores the runtime's checkpoint there).
+back at open. Its NDJSON part is per binding, per file, a byte offset (with the line count
+reached, for messages, and a digest of the bytes read); a rejects file's size is kept with it
+so rejected lines are kept exactly once too. Drivers that read no files keep their own position
+in ``driver``, which afterload never looks into (the Flow connector stores the runtime's
+checkpoint there).
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ VERSION = 1
 
 
 class FilePosition(NamedTuple):
-    """How far one file was read: bytes and complete lines consumed (stored as a pair)."""
+    """How far one file was read: bytes and complete lines consumed, and a digest of the bytes
+    read (stored as a list; checkpoints without the digest still read)."""
 
     offset: int = 0
     line: int = 0
+    digest: str = ""
+    """A digest of the file's first and last bytes before ``offset``: a file replaced by
+    another of at least that size must not be resumed mid-way (its first lines would be
+    skipped silently). Empty when unknown (stdin, nothing read, an older checkpoint)."""
 
 
 class BindingCheckpoint(BaseModel):

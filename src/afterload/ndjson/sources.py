@@ -9,6 +9,7 @@ is read once its newline arrives, or by the next run.
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import os
 import select
@@ -29,6 +30,18 @@ STDIN = "-"
 BLOCK = 1 << 20
 MAX_LINE_BYTES = 256 << 20
 """A line longer than this is refused rather than buffered without bound."""
+
+
+DIGEST_SPAN = 256
+"""Bytes digested at each end of what was read: enough to tell two files apart."""
+
+
+def digest_of(fd: int, offset: int) -> str:
+    """The digest of a file's first and last ``DIGEST_SPAN`` bytes before ``offset``."""
+    span = min(offset, DIGEST_SPAN)
+    head = os.pread(fd, span, 0)
+    tail = os.pread(fd, span, offset - span)
+    return hashlib.blake2b(head + tail, digest_size=8).hexdigest()
 
 
 class SourceError(AfterloadError):
@@ -71,6 +84,7 @@ class _Cursor:
         self._fd: int | None = None
         self.eof = False  # stdin closed: nothing more will ever come
         self.pending = False  # a partial last line is buffered
+        self._digested: tuple[int, str] = (-1, "")
 
     def _open(self) -> int:
         if self._fd is None:
@@ -88,9 +102,47 @@ class _Cursor:
                         f"{self.display}: the file has {size} bytes but {self.position.offset} "
                         "were already committed; was it truncated or replaced?"
                     )
+                digest = self.position.digest
+                if digest and digest_of(fd, self.position.offset) != digest:
+                    os.close(fd)
+                    raise SourceError(
+                        f"{self.display}: the bytes before offset {self.position.offset}, "
+                        "where the last commit stopped, are not the ones committed: the file "
+                        "was replaced; new data needs a new file name, or its lines before "
+                        "that offset would be skipped"
+                    )
                 os.lseek(fd, self.position.offset, os.SEEK_SET)
                 self._fd = fd
         return self._fd
+
+    def committed(self) -> Position:
+        """The position with the digest of the bytes before it (computed once per offset, on
+        the descriptor being read: the bytes digested are the ones that were read)."""
+        position = self.position
+        if self.path is None or self._fd is None or position.offset == 0 or position.digest:
+            return position  # stdin, a file not opened in this run, or digested already
+        if self._digested[0] != position.offset:
+            self._digested = (position.offset, digest_of(self._fd, position.offset))
+        return position._replace(digest=self._digested[1])
+
+    def _check_same_file(self, fd: int) -> None:
+        """At the end of what was written so far, whether the path still names the file being
+        read: one replaced or truncated while followed would otherwise be read at the old
+        offset, and its first lines skipped."""
+        assert self.path is not None
+        try:
+            now = self.path.stat()
+        except OSError:
+            return  # removed: nothing more will come from it
+        own = os.fstat(fd)
+        if (now.st_ino, now.st_dev) != (own.st_ino, own.st_dev) or own.st_size < (
+            self.position.offset + len(self._buf)
+        ):
+            raise SourceError(
+                f"{self.display}: the file was replaced or truncated while being read (offset "
+                f"{self.position.offset}); new data needs a new file name, or its lines before "
+                "that offset would be skipped"
+            )
 
     def close(self) -> None:
         if self._fd is not None and self.path is not None:
@@ -131,6 +183,7 @@ class _Cursor:
         else:
             data = os.read(fd, max(want, BLOCK))
             if not data:
+                self._check_same_file(fd)
                 return False
         self._buf += data
         return True
@@ -237,7 +290,7 @@ class Source:
     def positions(self) -> dict[str, Position]:
         out = dict(self._positions)
         for display, cursor in self.cursors.items():
-            out[display] = cursor.position
+            out[display] = cursor.committed()
         return out
 
     def exhausted(self) -> bool:
