@@ -76,3 +76,37 @@ def test_every_date_time_lands_as_its_instant_or_is_a_bad_line(
         "as text, every digit)"
     )
     assert reasons[16] == "/day '20260101' is not an RFC 3339 date (such as 2026-12-03)"
+
+
+def test_a_date_time_key_is_one_row_per_instant_however_it_is_spelled(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    """Two spellings of one instant in one transaction once made two rows for PostgreSQL's
+    COPY, and the commit failed on the primary key: the reduce now keys by the instant."""
+    (tmp_path / "ev.schema.json").write_text(json.dumps(SCHEMA))
+    binding = {
+        "source": "ev.jsonl",
+        "table": "events",
+        "key": ["/at"],
+        "schema": "ev.schema.json",
+        "hard_delete": True,
+    }
+    loaded = write_config(tmp_path, [binding], warehouse=warehouse)
+    write_lines(
+        tmp_path / "ev.jsonl",
+        [
+            {"at": "2026-01-01T00:00:00Z", "id": 1},
+            {"at": "2026-01-01T01:00:00+01:00", "id": 2},
+            {"at": "2025-12-31T23:30:00.500000-00:30", "id": 3},
+            {"at": "2026-01-01T00:00:00.5Z", "id": 4},
+        ],
+    )
+    assert run_materialization(loaded, once=True) == 0
+    assert warehouse.rows("SELECT id FROM events ORDER BY id") == [(2,), (4,)]
+    write_lines(
+        tmp_path / "ev.jsonl",
+        [{"at": "2025-12-31T19:00:00-05:00", "_meta": {"op": "d"}}],
+        append=True,
+    )
+    assert run_materialization(loaded, once=True) == 0
+    assert warehouse.rows("SELECT id FROM events ORDER BY id") == [(4,)]

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from afterload.core import exactjson
 from afterload.core.pointers import resolve
-from afterload.core.schema import EXACT_DOUBLE, INT64_MAX, INT64_MIN, LineProblem, TableShape
+from afterload.core.schema import (
+    EXACT_DOUBLE,
+    INT64_MAX,
+    INT64_MIN,
+    ColumnType,
+    LineProblem,
+    TableShape,
+)
 from afterload.core.transaction import BindingChanges
 from afterload.errors import AfterloadError
 
@@ -62,7 +70,15 @@ class DocumentParser:
         self._paths = [shape.projections.get(name) for name in self.key_names]
         """Each key's path when it is nested (``/a/b``), else None: a plain dict lookup."""
         nested = any(path is not None for path in self._paths)
-        self._single = self.key_names[0] if len(self.key_names) == 1 and not nested else None
+        self._instants = tuple(
+            i
+            for i, name in enumerate(self.key_names)
+            if (col := shape.columns.get(name)) is not None and col.type is ColumnType.TIMESTAMPTZ
+        )
+        """Key positions holding date-times: one instant has many spellings (offsets, trailing
+        zeros), and the reduce must take them as one key, as the table's key column does."""
+        plain = len(self.key_names) == 1 and not nested and not self._instants
+        self._single = self.key_names[0] if plain else None
         self.fast = self._single is not None
         """Whether :meth:`scan` can take lines; otherwise every line goes through :meth:`parse`."""
 
@@ -224,6 +240,8 @@ class DocumentParser:
             if value is None or not isinstance(value, _KEY_TYPES):
                 self._bad_key(i, value, present)
             values.append(value)
+        for i in self._instants:
+            values[i] = _instant(values[i])
         return tuple(values) if len(values) > 1 else values[0]
 
     def _bad_key(self, index: int, value: Any, present: bool) -> None:
@@ -238,6 +256,18 @@ class DocumentParser:
         raise LineProblem(
             f"key {pointer} is {_kind(value)}; a key must be an integer, string or boolean"
         )
+
+
+def _instant(value: Any) -> Any:
+    """A date-time key as its instant (aware datetimes hash and compare by instant), so that
+    ``…T00:00:00Z`` and ``…T01:00:00+01:00`` reduce to one row; anything else as it is (the
+    shape check words what is wrong with it)."""
+    if type(value) is str:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return value
 
 
 def _may_repeat_a_name(raw: bytes, doc: dict[str, Any]) -> bool:
