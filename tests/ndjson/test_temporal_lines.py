@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from afterload.cli.run import run_materialization
+from afterload.config import LoadedConfig
 from tests.materialize_support import Warehouse, write_config, write_lines
 
 SCHEMA = {
@@ -39,18 +41,17 @@ BAD = {  # each is a form some reader took differently before
 }
 
 
+def events(tmp_path: Path, warehouse: Warehouse, **binding: Any) -> LoadedConfig:
+    """A binding of ev.jsonl into ``events``, typed by SCHEMA."""
+    (tmp_path / "ev.schema.json").write_text(json.dumps(SCHEMA))
+    block = {"source": "ev.jsonl", "table": "events", "schema": "ev.schema.json", **binding}
+    return write_config(tmp_path, [block], warehouse=warehouse)
+
+
 def test_every_date_time_lands_as_its_instant_or_is_a_bad_line(
     tmp_path: Path, warehouse: Warehouse
 ) -> None:
-    (tmp_path / "ev.schema.json").write_text(json.dumps(SCHEMA))
-    binding = {
-        "source": "ev.jsonl",
-        "table": "events",
-        "key": ["/id"],
-        "schema": "ev.schema.json",
-        "rejects": "rejects.jsonl",
-    }
-    loaded = write_config(tmp_path, [binding], warehouse=warehouse)
+    loaded = events(tmp_path, warehouse, key=["/id"], rejects="rejects.jsonl")
     docs = [{"id": i, "at": at, "day": day} for i, (at, day) in {**GOOD, **BAD}.items()]
     write_lines(tmp_path / "ev.jsonl", docs)
     assert run_materialization(loaded, once=True) == 0
@@ -83,15 +84,7 @@ def test_a_date_time_key_is_one_row_per_instant_however_it_is_spelled(
 ) -> None:
     """Two spellings of one instant in one transaction once made two rows for PostgreSQL's
     COPY, and the commit failed on the primary key: the reduce now keys by the instant."""
-    (tmp_path / "ev.schema.json").write_text(json.dumps(SCHEMA))
-    binding = {
-        "source": "ev.jsonl",
-        "table": "events",
-        "key": ["/at"],
-        "schema": "ev.schema.json",
-        "hard_delete": True,
-    }
-    loaded = write_config(tmp_path, [binding], warehouse=warehouse)
+    loaded = events(tmp_path, warehouse, key=["/at"], hard_delete=True)
     write_lines(
         tmp_path / "ev.jsonl",
         [
