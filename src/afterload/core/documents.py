@@ -186,11 +186,15 @@ class DocumentParser:
             ints, narrow, others, floats, containers = plan
             if ints:
                 value = doc[ints[0]]
-                if value < INT64_MIN or value > INT64_MAX or not _in_int64(doc, ints[1:]):
+                if value < INT64_MIN or value > INT64_MAX or not _within(doc, ints[1:], INT64):
                     break
             if narrow:  # past 2^53 the exact path notes the integer (core/schema.py)
                 value = doc[narrow[0]]
-                if value < -EXACT_DOUBLE or value > EXACT_DOUBLE or not _in_int53(doc, narrow[1:]):
+                if (
+                    value < -EXACT_DOUBLE
+                    or value > EXACT_DOUBLE
+                    or not _within(doc, narrow[1:], INT53)
+                ):
                     break
             if floats and not _small_floats(doc, floats):
                 break  # orjson may have read an integer past 64 bits: the exact path reads it
@@ -329,18 +333,16 @@ def _repeated_name(raw: bytes) -> str | None:
     return None
 
 
-def _in_int53(doc: dict[str, Any], names: tuple[str, ...]) -> bool:
-    for name in names:
-        value = doc[name]
-        if value < -EXACT_DOUBLE or value > EXACT_DOUBLE:
-            return False
-    return True
+INT64 = (INT64_MIN, INT64_MAX)
+INT53 = (-EXACT_DOUBLE, EXACT_DOUBLE)
+"""Where every integer is a DOUBLE exactly: past it, the exact path notes the integer."""
 
 
-def _in_int64(doc: dict[str, Any], names: tuple[str, ...]) -> bool:
+def _within(doc: dict[str, Any], names: tuple[str, ...], bounds: tuple[int, int]) -> bool:
+    low, high = bounds
     for name in names:
         value = doc[name]
-        if value < INT64_MIN or value > INT64_MAX:
+        if value < low or value > high:
             return False
     return True
 

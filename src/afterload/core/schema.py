@@ -163,15 +163,17 @@ class TableShape:
             )
         self.columns[name] = Column(name, type_, key=name in self.key, declared=declared)
         self._lower[name.lower()] = name
+        self._changed()
+
+    def _changed(self) -> None:
+        """The columns changed: signatures found fine before must be looked at again."""
         self.version += 1
         self._ok.clear()
         self.plans.clear()
 
     def widen(self, name: str, type_: ColumnType) -> None:
         self.columns[name].type = type_
-        self.version += 1
-        self._ok.clear()
-        self.plans.clear()
+        self._changed()
 
     def snapshot(self) -> TableShape:
         """A copy that later observations cannot change, for a commit running in another thread."""
@@ -194,9 +196,7 @@ class TableShape:
             return
         self.columns = {n: replace(c) for n, c in other.columns.items()}
         self._lower = dict(other._lower)
-        self.version += 1
-        self._ok.clear()
-        self.plans.clear()
+        self._changed()
 
     def ordered(self) -> list[Column]:
         """Key columns first, then the others in the order they appeared."""
@@ -225,9 +225,7 @@ class TableShape:
         except LineProblem:
             if self.version != version:
                 self.columns, self._lower = saved
-                self.version += 1
-                self._ok.clear()
-                self.plans.clear()
+                self._changed()
             raise
         # A shape change clears the cache; this signature is now known to be fine.
         self._ok[sig] = checks
@@ -313,9 +311,7 @@ class TableShape:
         if -EXACT_DOUBLE <= value <= EXACT_DOUBLE or float(value) == value:
             return check_doubleable
         col.rounds = value
-        self.version += 1
-        self._ok.clear()
-        self.plans.clear()
+        self._changed()
         return check_int64
 
     def _accept(self, col: Column, value: Any) -> ValueCheck | None:

@@ -84,7 +84,6 @@ class _Cursor:
         self._fd: int | None = None
         self.eof = False  # stdin closed: nothing more will ever come
         self.pending = False  # a partial last line is buffered
-        self._digested: tuple[int, str] = (-1, "")
 
     def _open(self) -> int:
         if self._fd is None:
@@ -116,14 +115,13 @@ class _Cursor:
         return self._fd
 
     def committed(self) -> Position:
-        """The position with the digest of the bytes before it (computed once per offset, on
-        the descriptor being read: the bytes digested are the ones that were read)."""
+        """The position with the digest of the bytes before it, computed on the descriptor
+        being read (the bytes digested are the ones read) and kept until the next read."""
         position = self.position
         if self.path is None or self._fd is None or position.offset == 0 or position.digest:
             return position  # stdin, a file not opened in this run, or digested already
-        if self._digested[0] != position.offset:
-            self._digested = (position.offset, digest_of(self._fd, position.offset))
-        return position._replace(digest=self._digested[1])
+        self.position = position._replace(digest=digest_of(self._fd, position.offset))
+        return self.position
 
     def _check_same_file(self, fd: int) -> None:
         """At the end of what was written so far, whether the path still names the file being
