@@ -59,7 +59,8 @@ def con() -> duckdb.DuckDBPyConnection:
         ("2026-02-30T00:00:00Z", "is not a date-time that exists"),
         ("2026-01-01T24:00:00Z", "is not a date-time that exists"),
         ("0000-01-01T00:00:00Z", "is not a date-time that exists"),
-        ("2026-01-01T00:00:00+24:00", "is not a date-time that exists"),
+        ("2026-01-01T00:00:00+24:00", "is not an RFC 3339 date-time"),
+        ("2026-12-03T10:15:00+12:60", "is not an RFC 3339 date-time"),  # was read as +13:00
     ],
 )
 def test_forms_outside_rfc_3339_or_past_microseconds_are_refused(value: str, reason: str) -> None:

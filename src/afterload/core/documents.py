@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from afterload.core import exactjson
-from afterload.core.pointers import resolve
+from afterload.core.pointers import escape, resolve
 from afterload.core.schema import (
     EXACT_DOUBLE,
     INT64_MAX,
@@ -25,6 +26,7 @@ from afterload.core.schema import (
     TableShape,
 )
 from afterload.core.transaction import BindingChanges
+from afterload.core.values import integral
 from afterload.errors import AfterloadError
 
 Key = Any
@@ -44,7 +46,11 @@ class DocumentError(AfterloadError):
 
 def _describe_json_error(exc: orjson.JSONDecodeError, raw: bytes) -> str:
     msg = str(exc)
-    if "utf-8" in msg.lower() or "utf8" in msg.lower() or "surrogate" in msg.lower():
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return "starts with a byte-order mark (EF BB BF), which JSON text must not hold"
+    if "low surrogate" in msg.lower() or "high surrogate" in msg.lower():
+        return "holds a lone surrogate (an escape in \\ud800-\\udfff without its pair)"
+    if "utf-8" in msg.lower() or "utf8" in msg.lower():
         return "is not valid UTF-8"
     return f"is not valid JSON ({msg.split(':')[0]})"
 
@@ -106,7 +112,7 @@ class DocumentParser:
         if self.forbid_nul and b"\\u0000" in raw and _holds_nul(key if unchecked else doc):
             raise LineProblem("holds a NUL character (\\u0000), which the destination cannot store")
         if not unchecked:
-            self.shape.observe(doc)
+            self.shape.observe(_integers_read_exactly(raw, doc, self.shape))
         return key, delete
 
     def take(
@@ -274,6 +280,39 @@ def _instant(value: Any) -> Any:
     return value
 
 
+_INTEGER_TYPES = (ColumnType.BIGINT, ColumnType.HUGEINT)
+
+
+def _integers_read_exactly(raw: bytes, doc: dict[str, Any], shape: TableShape) -> dict[str, Any]:
+    """``doc`` with each number written with a fraction or an exponent (a float) for a declared
+    integer column replaced by the integer its text is, read again from ``raw`` as decimals;
+    LineProblem if the text is no integer. Rare: a document without such a float is returned
+    as it is after one look at its values."""
+    columns = shape.columns
+    names = [
+        name
+        for name, value in doc.items()
+        if type(value) is float
+        and (col := columns.get(name)) is not None
+        and col.declared
+        and col.type in _INTEGER_TYPES
+    ]
+    if not names:
+        return doc
+    try:
+        # Valid JSON (orjson read it); a repeated name was refused before, so both readings
+        # agree on which value each name has.
+        exact = json.loads(raw, parse_float=Decimal)
+    except RecursionError:
+        raise LineProblem("nests too deeply to be read exactly") from None
+    for name in names:
+        try:
+            doc[name] = integral(exact[name], columns[name].type.value)
+        except LineProblem as exc:
+            raise LineProblem(f"/{escape(name)} {exc.reason}") from None
+    return doc
+
+
 def _may_repeat_a_name(raw: bytes, doc: dict[str, Any]) -> bool:
     """False when ``raw`` surely names no top-level property twice; cheap, no false "False".
 
@@ -289,15 +328,19 @@ def _may_repeat_a_name(raw: bytes, doc: dict[str, Any]) -> bool:
 
 
 def _names(value: Any) -> int:
-    """Property names in a parsed object or array, at every level."""
+    """Property names in a parsed object or array, at every level (without recursion: orjson
+    reads nesting deeper than Python's recursion limit)."""
     count = 0
-    if type(value) is dict:
-        count = len(value)
-        value = value.values()
-    for inner in value:
-        kind = type(inner)
-        if kind is dict or kind is list:
-            count += _names(inner)
+    stack = [value]
+    while stack:
+        value = stack.pop()
+        if type(value) is dict:
+            count += len(value)
+            value = value.values()
+        for inner in value:
+            kind = type(inner)
+            if kind is dict or kind is list:
+                stack.append(inner)
     return count
 
 
@@ -357,12 +400,17 @@ def _pass(doc: dict[str, Any], checks: tuple[tuple[str, Any], ...]) -> bool:
 
 
 def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_nul(v) for v in value)
+    stack = [value]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
     return False
 
 

@@ -59,6 +59,10 @@ def exact(raw: bytes) -> Any:
     """The standard library's reading, held to orjson's rules (no NaN, no infinite number)."""
     try:
         return json.loads(raw, parse_float=_finite, parse_constant=_constant)
+    except RecursionError:
+        raise orjson.JSONDecodeError(
+            "nests too deeply to be read exactly", raw.decode(errors="replace"), 0
+        ) from None
     except ValueError as exc:
         if "digits" in str(exc) and "integer" in str(exc):
             raise NumberTooLong(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from afterload.core.schema import RESERVED, ColumnType, LineProblem, SchemaError, TableShape
+from afterload.core.schema import ColumnType, LineProblem, SchemaError, TableShape, reserved
 
 
 def column_type_for(spec: Mapping[str, Any]) -> ColumnType:
@@ -58,7 +58,7 @@ def shape_from_json_schema(
     for name, spec in props.items():
         if not isinstance(spec, Mapping):
             raise SchemaError(f"{binding}: the JSON Schema of property {name!r} is not an object")
-        if name in RESERVED:
+        if reserved(name):
             raise SchemaError(f"{binding}: property {name!r} collides with afterload's column")
         try:
             shape.add(name, column_type_for(spec), declared=True)

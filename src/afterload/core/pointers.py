@@ -19,6 +19,11 @@ def projection_name(path: tuple[str, ...]) -> str:
     return "/".join(path)
 
 
+def escape(name: str) -> str:
+    """A property name as one token of a JSON pointer (``~`` and ``/`` escaped)."""
+    return name.replace("~", "~0").replace("/", "~1")
+
+
 def resolve(doc: Any, path: tuple[str, ...]) -> Any:
     """The value at ``path`` through nested objects; None where there is none."""
     for token in path:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from afterload.core.pointers import escape as _escape
 from afterload.core.pointers import key_columns, resolve
 from afterload.core.values import EXACT_DOUBLE as EXACT_DOUBLE
 from afterload.core.values import INT64_MAX as INT64_MAX
@@ -27,7 +28,6 @@ from afterload.core.values import (
     check_exact_double,
     check_int64,
     check_int128,
-    check_integral,
     check_timestamp,
     check_unbounded,
     json_name,
@@ -37,6 +37,14 @@ from afterload.errors import AfterloadError
 DOCUMENT_COLUMN = "flow_document"
 PUBLISHED_COLUMN = "flow_published_at"
 RESERVED = frozenset({DOCUMENT_COLUMN, PUBLISHED_COLUMN})
+
+
+def reserved(name: str) -> bool:
+    """Whether a property would be one of afterload's own columns. Case is ignored, as column
+    names ignore it: ``FLOW_DOCUMENT`` is DuckDB's ``flow_document``."""
+    return name.lower() in RESERVED
+
+
 EMPTY_NAME = "a property named '' (the empty name) cannot be a column: DuckDB has no empty names"
 
 
@@ -146,7 +154,7 @@ class TableShape:
     # -- building ---------------------------------------------------------------------------
 
     def _reserve(self, name: str) -> None:
-        if name in RESERVED:
+        if reserved(name):
             raise SchemaError(f"{self.binding}: property {name!r} collides with afterload's column")
         if not name and not self.empty_names:
             raise SchemaError(f"{self.binding}: {EMPTY_NAME}")
@@ -287,7 +295,7 @@ class TableShape:
             except LineProblem as exc:
                 problem = exc if exc.reason.startswith("/") else LineProblem(f"{pointer} {exc}")
                 raise problem from None
-        if name in RESERVED:
+        if reserved(name):
             raise LineProblem(f"property {name!r} collides with afterload's column")
         inferred = _PY_TYPE.get(type(value), ColumnType.JSON)
         check: ValueCheck | None = check_int64 if inferred is ColumnType.BIGINT else None
@@ -348,8 +356,8 @@ class TableShape:
             if not col.declared:
                 self.widen(col.name, ColumnType.DOUBLE)
                 return None
-            if value.is_integer():
-                return check_integral
+            # A declared integer column's numbers with a fraction or an exponent were read from
+            # their text by the parser (core/documents.py): a float reaching here is no integer.
         pointer = self.pointers.get(col.name) or f"/{_escape(col.name)}"
         raise LineProblem(f"{pointer} is {json_name(value)} but its column is {ctype.value}")
 
@@ -361,7 +369,3 @@ def _fits(col: Column | None, value: Any) -> bool:
     return type(value) in _ACCEPTS[col.type] and (
         col.type is not ColumnType.BIGINT or INT64_MIN <= value <= INT64_MAX
     )
-
-
-def _escape(name: str) -> str:
-    return name.replace("~", "~0").replace("/", "~1")

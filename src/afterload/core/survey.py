@@ -149,6 +149,6 @@ def _class_problem(shape: TableShape, columns: tuple[str, ...], classes: tuple[s
         ctype = col.type
         if ctype in (ColumnType.TIMESTAMPTZ, ColumnType.DATE) and kind not in (MISSING, ISO):
             return "a date-time the exact path words"
-        if ctype is ColumnType.BIGINT and col.declared and kind == FLOAT:
+        if ctype in (ColumnType.BIGINT, ColumnType.HUGEINT) and col.declared and kind == FLOAT:
             return "a number with a fraction for a declared integer"
     return ""

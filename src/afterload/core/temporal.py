@@ -16,7 +16,7 @@ from datetime import date, datetime
 
 _DATE_TIME = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:(?P<second>\d{2})(?:\.(?P<fraction>\d+))?"
-    r"(?:Z|[+-]\d{2}:\d{2})",
+    r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)",
     re.ASCII,
 )
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)

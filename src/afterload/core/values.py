@@ -8,6 +8,7 @@ a time in the one spelling every reader takes alike (:mod:`afterload.core.tempor
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from afterload.core.temporal import date_problem, date_time_problem
@@ -105,11 +106,16 @@ def check_exact_double(value: Any) -> None:
             raise LineProblem(f"{show_int(value)} cannot be held exactly by its column DOUBLE")
 
 
-def check_integral(value: Any) -> None:
-    if type(value) is float and not value.is_integer():
-        raise LineProblem(f"{value!r} is not an integer but its column is BIGINT")
-    if type(value) is float and abs(value) > EXACT_DOUBLE:
+def integral(text: Decimal, column: str) -> int:
+    """A number written with a fraction or an exponent, taken by an integer column: the integer
+    its exact decimal value is. The parsed double cannot tell (``0.99999999999999999999`` reads
+    as ``1.0``); the text can. Past 2^53 a destination reading the text as a double would round
+    it, so the digits must be written as an integer."""
+    if not text.is_finite() or text != text.to_integral_value():
+        raise LineProblem(f"{text} is not an integer but its column is {column}")
+    if abs(text) > EXACT_DOUBLE:
         raise LineProblem(
-            f"{value!r} is written with a fraction or exponent and is too large to be read "
+            f"{text} is written with a fraction or exponent and is too large to be read "
             "as an exact integer; write it as an integer"
         )
+    return int(text)

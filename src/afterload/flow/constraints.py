@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from afterload.core.schema import RESERVED
+from afterload.core.schema import reserved
 from afterload.errors import AfterloadError
 from afterload.flow.catalog import Json, MaterializationBinding, MaterializationSpec, Projection
 from afterload.flow.config import ResourceConfig
@@ -86,7 +86,7 @@ def _placed(projection: Projection, delta_updates: bool) -> Constraint | None:
                 "The root document should usually be materialized",
             )
         return _c(ConstraintType.LOCATION_REQUIRED, "The root document must be materialized")
-    if projection.field in RESERVED:
+    if reserved(projection.field):
         # Every Flow collection projects /_meta/uuid as flow_published_at; afterload fills
         # that column itself (the commit time), and flow_document is the root document.
         return _c(

@@ -5,7 +5,7 @@ the dates and times of rows (``shred.py``: the driver checked them, ``core/tempo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from afterload.core import exactjson
@@ -55,6 +55,10 @@ def has_nul_escape(json_text: str) -> bool:
 
 
 Encoder = Callable[[Any], str]
+
+
+_OFFSET_LIMIT = timedelta(hours=16)
+"""PostgreSQL reads offsets up to 15:59; RFC 3339 allows up to 23:59."""
 
 
 # One closure per column type, chosen once per column: no dispatch per value.
@@ -111,11 +115,21 @@ def encoder(prop: str, ctype: ColumnType) -> Encoder:  # noqa: C901
 
         def timestamp(value: Any) -> str:
             # The driver took RFC 3339 only (core/temporal.py); hand PostgreSQL the instant
-            # Python reads in the one form it surely reads alike.
+            # Python reads, in UTC: PostgreSQL refuses offsets past 15:59 that RFC 3339 allows.
             try:
-                return datetime.fromisoformat(value).isoformat()
+                moment = datetime.fromisoformat(value)
             except (TypeError, ValueError):
                 raise bad(value) from None
+            try:
+                return moment.astimezone(UTC).isoformat()
+            except OverflowError:  # the year 0 or 10000 in UTC: PostgreSQL takes the offset
+                offset = moment.utcoffset()
+                if offset is not None and abs(offset) >= _OFFSET_LIMIT:
+                    raise BadValue(
+                        f"{where} {value!r} is outside the years 0001 to 9999 in UTC, with an "
+                        "offset of 16 hours or more, which PostgreSQL cannot read"
+                    ) from None
+                return moment.isoformat()
 
         return timestamp
     if ctype is ColumnType.DATE:
