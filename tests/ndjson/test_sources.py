@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -107,6 +108,10 @@ def test_a_truncated_file_is_an_error(tmp_path: Path) -> None:
         drain(src)
 
 
+def ids(src: Source) -> list[int]:
+    return [json.loads(raw)["id"] for _, _, raw in drain(src)]
+
+
 def lines(first: int, count: int, fill: str) -> bytes:
     return b"".join(
         b'{"id":%d,"v":"%s"}\n' % (i, fill.encode()) for i in range(first, first + count)
@@ -155,8 +160,58 @@ def test_a_file_replaced_or_truncated_while_followed_is_an_error(tmp_path: Path,
         path.write_bytes(lines(6, 7, "z"))
         with open(path, "r+b") as f:  # the same file, shorter than what was read
             f.truncate(10)
-    with pytest.raises(SourceError, match="replaced or truncated while being read"):
+    message = "now names another file" if how == "replaced" else "truncated while being read"
+    with pytest.raises(SourceError, match=message):
         drain(src)
+
+
+def test_a_file_rewritten_in_place_while_followed_is_an_error(tmp_path: Path) -> None:
+    """The same inode truncated and written again, longer than what was read: before, the
+    next read went on at the old offset, mid-way into the new lines, without a word."""
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(lines(1, 3, "x"))
+    src = Source("a.jsonl", tmp_path, {})
+    drain(src)
+    with open(path, "r+b") as f:  # O_TRUNC on the same file, then more than before
+        f.truncate(0)
+        f.write(lines(4, 8, "y"))
+    with pytest.raises(SourceError, match="rewritten or truncated while being read"):
+        drain(src)
+
+
+def test_a_file_renamed_within_the_glob_goes_on_where_it_was(tmp_path: Path) -> None:
+    """Rotation by rename to a name the glob matches, and a new file under the old name: no
+    line twice (before, the renamed file was read again from its start)."""
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(lines(1, 3, "x"))
+    src = Source("*.jsonl", tmp_path, {})
+    assert ids(src) == [1, 2, 3]
+    path.rename(tmp_path / "app-1.jsonl")
+    with open(tmp_path / "app-1.jsonl", "ab") as f:  # the writer still had it open
+        f.write(lines(4, 1, "x"))
+    path.write_bytes(lines(5, 1, "y"))
+    assert ids(src) == [4]  # the old name's new file is found at the next look
+    src.refresh()
+    assert ids(src) == [5]
+    positions = src.positions()
+    assert sorted(positions) == ["app-1.jsonl", "app.jsonl"]
+
+    # After a restart, from the committed positions alone: a second rename is recognised by
+    # the digest of what was read.
+    (tmp_path / "app-1.jsonl").rename(tmp_path / "app-2.jsonl")
+    again = Source("*.jsonl", tmp_path, positions)
+    assert drain(again) == []
+    assert sorted(again.positions()) == ["app-2.jsonl", "app.jsonl"]
+
+
+def test_a_second_hard_link_is_a_new_file_not_a_move(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(lines(1, 2, "x"))
+    src = Source("*.jsonl", tmp_path, {})
+    drain(src)
+    os.link(path, tmp_path / "b.jsonl")
+    src.refresh()
+    assert ids(src) == [1, 2]  # a new name for the glob: read whole
 
 
 def test_stdin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

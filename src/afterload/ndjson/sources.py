@@ -44,6 +44,26 @@ def digest_of(fd: int, offset: int) -> str:
     return hashlib.blake2b(head + tail, digest_size=8).hexdigest()
 
 
+def _digest_at(path: Path, offset: int) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return digest_of(fd, offset)
+    finally:
+        os.close(fd)
+
+
+def _names(path: Path | None, st: os.stat_result) -> bool:
+    """Whether ``path`` still names the file ``st`` describes (a second hard link is no move)."""
+    try:
+        now = path.stat() if path is not None else None
+    except OSError:
+        return False
+    return now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+
+
 class SourceError(AfterloadError):
     """A source that cannot be read as recorded: truncated, replaced, unreadable."""
 
@@ -84,6 +104,9 @@ class _Cursor:
         self._fd: int | None = None
         self.eof = False  # stdin closed: nothing more will ever come
         self.pending = False  # a partial last line is buffered
+        self.moved = False  # the path names another file now: the source looks for this one
+        self._head = b""  # the file's first bytes, as read
+        self._tail = b""  # the last bytes read, just before the descriptor's offset
 
     def _open(self) -> int:
         if self._fd is None:
@@ -111,6 +134,9 @@ class _Cursor:
                         "that offset would be skipped"
                     )
                 os.lseek(fd, self.position.offset, os.SEEK_SET)
+                span = min(self.position.offset, DIGEST_SPAN)
+                self._head = os.pread(fd, span, 0)
+                self._tail = os.pread(fd, span, self.position.offset - span)
                 self._fd = fd
         return self._fd
 
@@ -133,14 +159,39 @@ class _Cursor:
         except OSError:
             return  # removed: nothing more will come from it
         own = os.fstat(fd)
-        if (now.st_ino, now.st_dev) != (own.st_ino, own.st_dev) or own.st_size < (
-            self.position.offset + len(self._buf)
-        ):
-            raise SourceError(
-                f"{self.display}: the file was replaced or truncated while being read (offset "
-                f"{self.position.offset}); new data needs a new file name, or its lines before "
-                "that offset would be skipped"
-            )
+        if own.st_size < self.position.offset + len(self._buf):
+            raise self.replaced()
+        if (now.st_ino, now.st_dev) != (own.st_ino, own.st_dev):
+            self.moved = True  # renamed (rotated): the source looks for its new name
+
+    def replaced(self) -> SourceError:
+        return SourceError(
+            f"{self.display}: the file was replaced, rewritten or truncated while being read "
+            f"(offset {self.position.offset}); new data needs a new file name, or its lines "
+            "before that offset would be skipped"
+        )
+
+    def _verify(self, fd: int) -> None:
+        """Whether the bytes already read are still the file's: a file rewritten in place (the
+        same inode, truncated and written again) would otherwise be read on at the old
+        offset, mid-way into other lines. Two small reads before each block."""
+        at = self.position.offset + len(self._buf)
+        head, tail = self._head, self._tail
+        if os.pread(fd, len(head), 0) != head or os.pread(fd, len(tail), at - len(tail)) != tail:
+            raise self.replaced()
+
+    def _seen(self, data: bytes, at: int) -> None:
+        """Note bytes just read at offset ``at`` for :meth:`_verify`."""
+        if len(self._head) == at < DIGEST_SPAN:
+            self._head = (self._head + data)[:DIGEST_SPAN]
+        self._tail = (self._tail + data[-DIGEST_SPAN:])[-DIGEST_SPAN:]
+
+    def identity(self) -> tuple[int, int] | None:
+        """The open file's device and inode (None when not open)."""
+        if self._fd is None or self.path is None:
+            return None
+        own = os.fstat(self._fd)
+        return own.st_dev, own.st_ino
 
     def close(self) -> None:
         if self._fd is not None and self.path is not None:
@@ -179,10 +230,13 @@ class _Cursor:
                     return True
                 return False
         else:
+            self._verify(fd)
+            at = self.position.offset + len(self._buf)
             data = os.read(fd, max(want, BLOCK))
             if not data:
                 self._check_same_file(fd)
                 return False
+            self._seen(data, at)
         self._buf += data
         return True
 
@@ -261,28 +315,97 @@ class Source:
             return path.as_posix()
 
     def refresh(self) -> int:
-        """Pick up files that appeared since the last look; returns how many."""
+        """Pick up files that appeared since the last look; returns how many.
+
+        A new name may be a file already read under another name (renamed, as log rotation
+        does): it goes on from where that file was, rather than from its start, which would
+        load its lines twice (and, keyed, put old values over newer ones).
+        """
         if self.is_stdin:
             return 0
         pattern = str(self.base_dir / self.pattern)  # an absolute pattern stays as it is
-        added = 0
+        new: dict[str, Path] = {}
         # Path.glob takes no absolute pattern, and a user's glob may be either.
         for name in glob.glob(pattern, recursive=True):  # noqa: PTH207
             path = Path(name)
-            if not path.is_file():
-                continue
-            display = self.display(path)
-            if display in self.cursors:
-                continue
+            if path.is_file():
+                display = self.display(path)
+                if display not in self.cursors:
+                    new[display] = path
+        added = 0
+        orphans: list[str] | None = None
+        for display, path in sorted(new.items()):
+            if display not in self._positions:
+                if orphans is None:
+                    orphans = self._orphans()
+                if self._follows(display, path, orphans):
+                    continue
             self._add(_Cursor(display, path, self._positions.get(display, Position())))
             added += 1
         return added
+
+    def _orphans(self) -> list[str]:
+        """Committed names that no longer name the file committed (renamed, or replaced)."""
+        return [
+            name
+            for name, position in self._positions.items()
+            if name not in self.cursors and position.digest and not self._holds(name, position)
+        ]
+
+    def _follows(self, display: str, path: Path, orphans: list[str]) -> bool:
+        """Whether ``path``, a name never committed, is a file read before under another name;
+        if so, it takes that name's place (its cursor while following, its committed position
+        after a restart)."""
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        for old, cursor in list(self.cursors.items()):
+            if cursor.identity() == (st.st_dev, st.st_ino) and not _names(cursor.path, st):
+                del self.cursors[old]
+                self._positions.pop(old, None)
+                cursor.display, cursor.path, cursor.moved = display, path, False
+                self._add(cursor)
+                log.info("%s was renamed %s: read on from where it was", old, display)
+                return True
+        for old in orphans:
+            position = self._positions[old]
+            if position.offset > st.st_size or _digest_at(path, position.offset) != position.digest:
+                continue
+            orphans.remove(old)
+            del self._positions[old]
+            self._positions[display] = position
+            self._add(_Cursor(display, path, position))
+            log.info("%s was renamed %s: read on from where it was", old, display)
+            return True
+        return False
+
+    def _holds(self, display: str, position: Position) -> bool:
+        """Whether the committed name still names the file committed (so no other is it)."""
+        path = self.base_dir / display
+        try:
+            if path.stat().st_size < position.offset:
+                return False
+        except OSError:
+            return False
+        return _digest_at(path, position.offset) == position.digest
 
     def read(self, max_lines: int, max_bytes: int, wait: float = 0.0) -> Chunk | None:
         for cursor in self._order:
             chunk = cursor.read(max_lines, max_bytes, wait)
             if chunk is not None:
                 return chunk
+            if cursor.moved:
+                self.refresh()  # finds its new name if the glob matches it
+                if cursor.moved:
+                    raise SourceError(
+                        f"{cursor.display}: the name now names another file than the one read "
+                        f"up to offset {cursor.position.offset}, which was replaced or renamed "
+                        "to a name the glob does not match; new data needs a new file name, "
+                        "and rotated files a glob that matches their new names, or lines would "
+                        "be lost"
+                    )
+                return self.read(max_lines, max_bytes, wait)
         return None
 
     def positions(self) -> dict[str, Position]:
