@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from afterload import __version__
@@ -34,8 +35,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
+"""Markup off: user text (a key like ``[/id]``) is printed as it is; lines that colour a word
+opt in with ``markup=True`` and escape what they quote."""
 
 ConfigArg = Annotated[
     Path, typer.Argument(help="The materialization's config file (YAML or JSON).")
@@ -55,9 +58,13 @@ def setup_logging(verbose: bool = False, level: str = "info", log_format: str = 
 def fail(error: AfterloadError) -> NoReturn:
     if isinstance(error, ConfigError):
         for line in error.problems:
-            err.print(f"[red]error:[/red] {line}", highlight=False, markup=True, soft_wrap=True)
+            err.print(
+                f"[red]error:[/red] {escape(line)}", highlight=False, markup=True, soft_wrap=True
+            )
     else:
-        err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        err.print(
+            f"[red]error:[/red] {escape(str(error))}", highlight=False, markup=True, soft_wrap=True
+        )
     raise typer.Exit(error.exit_code)
 
 

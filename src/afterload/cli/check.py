@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from afterload.cli.app import ConfigArg, app, fail, out
 from afterload.errors import AfterloadError, ConfigError
@@ -45,7 +46,9 @@ class Checks:
     def add(self, check: str, outcome: Outcome, message: str) -> None:
         self.results.append({"check": check, "outcome": outcome, "message": message})
         if not self.as_json:
-            self.console.print(f"{_MARKS[outcome]} {message}", soft_wrap=True, highlight=False)
+            self.console.print(
+                f"{_MARKS[outcome]} {escape(message)}", soft_wrap=True, highlight=False, markup=True
+            )
 
     def finish(self) -> int:
         code = self.exit_code or (1 if self.failed else 0)
@@ -109,7 +112,7 @@ def run_checks(config: Path, console: Console, *, as_json: bool = False) -> int:
         loaded = load_config(config)
     except ConfigError as exc:
         if not as_json:
-            console.print(f"[red]✗[/red] config {config}")
+            console.print(f"[red]✗[/red] config {escape(str(config))}", markup=True)
             fail(exc)
         checks.add("config", "failed", f"config {config} is not valid")
         checks.errors.extend(exc.problems)

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from afterload.cli.app import app, fail, out
+from afterload.cli.app import app, fail
 from afterload.errors import AfterloadError, ConfigError
 
 
@@ -24,7 +25,7 @@ def demo(
     except ImportError:
         fail(ConfigError(["the demo needs its extra: pip install 'afterload[emulator]'"]))
     try:
-        code = run_demo(out, seconds=seconds, workdir=workdir)
+        code = run_demo(Console(), seconds=seconds, workdir=workdir)  # its own colours
     except AfterloadError as exc:
         fail(exc)
     raise typer.Exit(code)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from afterload.cli import logs
 from afterload.cli.app import ConfigArg, app, err, load, wait_seconds
@@ -79,7 +80,7 @@ def run_materialization(
     from afterload.ndjson.progress import Progress
     from afterload.pipeline import materialize
 
-    out = console or Console(stderr=True)
+    out = console or Console(stderr=True, markup=False)
     stopper = stopper or Stopper()
     metrics = None
     try:
@@ -101,7 +102,9 @@ def run_materialization(
                 metrics=metrics,
             )
     except AfterloadError as exc:
-        out.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        out.print(
+            f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True, markup=True
+        )
         return exc.exit_code
     finally:
         if metrics is not None:
@@ -141,7 +144,9 @@ def run(
     """
     if wait and not once:
         err.print(
-            "[red]error:[/red] --wait needs --once: a follow run never ends with a run to wait for."
+            "[red]error:[/red] --wait needs --once: "
+            "a follow run never ends with a run to wait for.",
+            markup=True,
         )
         raise typer.Exit(2)
     wait_for = wait_seconds(timeout)

@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from afterload.cli.app import ConfigArg, app, err, load, out
 from afterload.errors import AfterloadError
@@ -31,13 +32,16 @@ def runs(
         _, rows = read_ledger(loaded, last)
     except LedgerUnavailable as exc:
         err.print(
-            f"[red]error:[/red] {exc}; the ledger cannot be read while it runs",
+            f"[red]error:[/red] {escape(str(exc))}; the ledger cannot be read while it runs",
             highlight=False,
+            markup=True,
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
     except AfterloadError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(
+            f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True, markup=True
+        )
         raise typer.Exit(exc.exit_code) from None
     if as_json:
         print(json.dumps([entry_json(r) for r in rows], indent=2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from afterload.cli.app import ConfigArg, app, err, fail, load, out, trigger_block, wait_seconds
 from afterload.cli.run import EXIT_CODES
@@ -39,7 +40,9 @@ def trigger(
         try:
             outcome = await action.fire()
             if outcome.kind == "failed":
-                err.print(f"[red]✗[/red] {action.label}: {outcome.message}")
+                err.print(
+                    f"[red]✗[/red] {escape(action.label)}: {escape(outcome.message)}", markup=True
+                )
                 return EXIT_CODES["error"]
             out.print(f"{action.label}: {outcome.message}")
             if outcome.run_id is None:
@@ -72,7 +75,11 @@ def trigger_dbt_core(loaded: LoadedConfig, *, wait: bool, timeout: float) -> int
         try:
             outcome = await action.fire()
             if outcome.kind == "failed":
-                err.print(f"[red]✗[/red] {action.label}: {outcome.message}", soft_wrap=True)
+                err.print(
+                    f"[red]✗[/red] {escape(action.label)}: {escape(outcome.message)}",
+                    soft_wrap=True,
+                    markup=True,
+                )
                 return EXIT_CODES["error"]
             out.print(f"{action.label}: {outcome.message}", soft_wrap=True, highlight=False)
             if outcome.run_id is None:
