@@ -26,7 +26,21 @@ def test_parses_go_durations(text: str, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["30 minutes", "", "m", "1d", "-5m", "30", "1h 30m", "h1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "30 minutes",
+        "",
+        "m",
+        "1d",
+        "-5m",
+        "30",
+        "1h 30m",
+        "h1",
+        "9223372036854775807s",
+        "99999999999h",
+    ],
+)
 def test_rejects_what_go_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)

@@ -104,6 +104,7 @@ def test_loopback_may_use_http() -> None:
         ),
         ({"url": "ftp://example.com"}, "url: is not an https:// URL"),
         ({"url": "https://example.com:99999/"}, "url: is not a URL"),
+        ({"url": "https://bob:pw@example.com/"}, "url: must not carry a user or password"),
         ({"method": "GET"}, "method: Input should be 'POST', 'PUT' or 'PATCH'"),
         ({"timeout": "0s"}, "timeout: 0s is not within 0s (excluded) and 1h"),
         ({"timeout": "30 seconds"}, "timeout: '30 seconds' is not a duration (e.g. 30m, 1h, 90s)"),

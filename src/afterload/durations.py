@@ -16,6 +16,8 @@ _UNITS: dict[str, float] = {
     "h": 3600.0,
 }
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_LONGEST = (2**63 - 1) / 1e9
+"""Go's durations are 64-bit nanoseconds: the longest is about 292 years."""
 PATTERN = r"^(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+)$"
 
 
@@ -35,6 +37,8 @@ def parse_duration(text: str) -> timedelta:
         pos = m.end()
     if pos != len(s) or pos == 0:
         raise ValueError(f"{text!r} is not a duration (e.g. 30m, 1h, 90s)")
+    if seconds > _LONGEST:
+        raise ValueError(f"{text!r} is longer than a duration can be (Go's limit, about 292 years)")
     return timedelta(seconds=seconds)
 
 

@@ -31,7 +31,9 @@ def _to_duration(value: Any) -> timedelta:
     if isinstance(value, str):
         try:
             return parse_duration(value)
-        except ValueError:
+        except ValueError as exc:
+            if "longer than" in str(exc):
+                raise
             raise ValueError(f"{value!r} {_DURATION_HINT}") from None
     if isinstance(value, int | float) and not isinstance(value, bool):
         if value == 0:

@@ -60,11 +60,19 @@ def test_unknown_key_is_an_error() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://cloud.getdbt.com", "ftp://x.dbt.com", "cloud.getdbt.com", "https://x.com/?a=1"],
+    [
+        "http://cloud.getdbt.com",
+        "ftp://x.dbt.com",
+        "cloud.getdbt.com",
+        "https://x.com/?a=1",
+        "https://bob:PW42@x.dbt.com",  # the password would show, and replace the API key
+        "http://127.0.0.1:99999",  # was a traceback at the first request
+    ],
 )
 def test_access_url_must_be_https(url: str) -> None:
     lines = problems(GOOD.replace("https://ab123.us1.dbt.com/", url))
     assert len(lines) == 1 and "dbt_job_trigger.access_url" in lines[0]
+    assert "PW42" not in lines[0]
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.5.6.7", "localhost", "[::1]"])
@@ -162,3 +170,16 @@ def test_spec_schema() -> None:
     assert props["cause"]["default"] == "Estuary Flow"
     assert set(trigger["required"]) == {"account_id", "job_id", "api_key"}
     assert all("description" in props[k] for k in ("access_url", "mode", "interval", "cause"))
+
+
+def test_one_block_per_job() -> None:
+    """Two blocks of one job shared its state: one block's run counted as the other's."""
+    twice = GOOD + "dbt_job_triggers:\n" + "".join(
+        f"  - {{access_url: https://ab123.us1.dbt.com/, account_id: 12, job_id: {job}, "
+        "api_key: other_key}\n"
+        for job in (35, 34)
+    )
+    assert problems(twice) == [
+        "c.yaml:6: dbt_job_triggers: job 34 is given twice (with dbt_job_trigger or in this "
+        "list); one block per job"
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -135,6 +136,23 @@ async def test_401_is_one_clear_sentence_without_the_key(
     assert f"rejected the API key for account {ACCOUNT}" in text and "Invalid token." in text
     assert "access_url" in text and "\n" not in text
     assert "wrong-key-123" not in text + caplog.text
+
+
+@pytest.mark.parametrize("status", [401, 403, 400, 409])
+async def test_an_answer_echoing_the_key_never_shows_it(
+    make_settings: Callable[..., DbtJobTrigger], emulator: DbtCloudEmulator, status: int
+) -> None:
+    """A proxy or a server may quote the request's Authorization header in its error."""
+    key = "echoed-key-4711"
+    body = json.dumps(
+        {"status": {"is_success": False, "user_message": f"bad token Token {key}"}, "data": {}}
+    )
+    fault = Fault(path=r"/jobs/", status=status, body=body, content_type="application/json")
+    emulator.inject(fault)
+    async with client(make_settings(api_key=key)) as c:
+        with pytest.raises(DbtCloudError) as info:
+            await c.get_job()
+    assert key not in str(info.value) and "(hidden)" in str(info.value)
 
 
 async def test_404_names_job_and_account(make_settings: Callable[..., DbtJobTrigger]) -> None:

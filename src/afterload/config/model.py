@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from afterload.destinations.config import DestinationConfig
 from afterload.fields import NAME_PATTERN, Strict
@@ -50,6 +57,24 @@ class Config(Strict):
         "paths are relative to the config file.",
     )
     _trigger_cleared: bool = PrivateAttr(default=False)
+
+    @field_validator("dbt_job_triggers")
+    @classmethod
+    def _one_block_per_job(
+        cls, value: list[DbtJobTrigger], info: ValidationInfo
+    ) -> list[DbtJobTrigger]:
+        """A job's state (what its runs cover, its ledger) is kept by job id: two blocks of
+        one job would share it, and one's run would count as the other's."""
+        first = info.data.get("dbt_job_trigger")
+        seen = {first.job_id} if isinstance(first, DbtJobTrigger) else set()
+        for block in value:
+            if block.job_id in seen:
+                raise ValueError(
+                    f"job {block.job_id} is given twice (with dbt_job_trigger or in this list); "
+                    "one block per job"
+                )
+            seen.add(block.job_id)
+        return value
 
     @model_validator(mode="wrap")
     @classmethod

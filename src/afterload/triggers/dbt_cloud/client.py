@@ -339,6 +339,10 @@ class DbtCloudClient:
             text = f"dbt Cloud rejected the request {self._endpoint(path)}: {field_messages(body)}"
         else:
             text = f"dbt Cloud answered {self._endpoint(path)} with {code}{detail}"
+        # A server may echo the request's Authorization header in its answer: never the key.
+        secret = self._http.headers.get("Authorization", "").removeprefix("Token ")
+        if secret:
+            text = text.replace(secret, "(hidden)")
         return DbtCloudError(text, fatal=True, status_code=code)
 
     def _gave_up(self, path: str, last: Transient) -> DbtCloudError:

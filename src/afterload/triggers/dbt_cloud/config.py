@@ -128,7 +128,15 @@ class DbtJobTrigger(Strict, RunOptionFields):
         if value is None:
             return None
         value = value.strip()
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError("is not a URL (is its port a number up to 65535?)") from None
+        if parts.username is not None or parts.password is not None:
+            # Not echoed: it may hold a password. httpx would also send it as Basic auth,
+            # in place of the API key.
+            raise ValueError("must not carry a user or password (user:password@ before the host)")
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError(f"{value!r} is not an https:// URL")
         if parts.scheme == "http" and not is_loopback(parts.hostname):

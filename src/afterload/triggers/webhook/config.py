@@ -79,6 +79,12 @@ class WebhookTrigger(_Strict):
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
             raise ValueError("is not a URL") from None
+        if parts.username is not None or parts.password is not None:
+            # httpx would send it as Basic auth, in place of an Authorization header set here.
+            raise ValueError(
+                "must not carry a user or password (user:password@ before the host): "
+                "set an Authorization header instead"
+            )
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError("is not an https:// URL")
         if parts.scheme == "http" and not is_loopback(parts.hostname):
