@@ -221,3 +221,26 @@ def test_a_hung_receiver_never_delays_commits_and_no_window_goes_twice(
     run_ids = [r.json()["run_id"] for r in receiver.requests]
     assert len(run_ids) == len(set(run_ids)) == 2
     assert run_ids == sorted(run_ids)
+
+
+def test_a_stop_during_a_hung_delivery_ends_cleanly(tmp_path: Path, receiver: Receiver) -> None:
+    """SIGTERM while a delivery hangs past the stop's grace: the delivery is cancelled (its
+    window stays pending in the checkpoint) and the run exits 0. Before, it ended in a
+    CancelledError traceback."""
+    warehouse = Warehouse("duckdb", tmp_path)
+    receiver.script(Answer(status=200, delay=60.0))
+    write_lines(tmp_path / "in/orders1.ndjson", [{"id": 0}])
+    write_config(
+        tmp_path, BINDINGS, warehouse=warehouse, triggers=hook_block(receiver, timeout="60s")
+    )
+    argv = run_script(tmp_path / "afterload.yaml", once=False)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(receiver.requests) >= 1, 30, "the delivery")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "stopped with a delivery in flight" in err

@@ -190,13 +190,16 @@ class WebhookRunner:
                 await self.client.aclose()
 
     async def _wait_task(self, task: asyncio.Task[None], grace: float) -> None:
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=grace)
-        except TimeoutError:
-            log.warning("%s: stopped with a delivery in flight", self.label)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Wait for the task, cancel it after ``grace``. ``asyncio.wait`` never raises what the
+        task raised: a second stop (or a task cancelled meanwhile) ends quietly too."""
+        if not task.done():
+            done, _ = await asyncio.wait({task}, timeout=grace)
+            if not done:
+                log.warning("%s: stopped with a delivery in flight", self.label)
+                task.cancel()
+                await asyncio.wait({task}, timeout=grace)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.warning("%s: %s", self.label, task.exception())
 
     async def _deliver_one(self) -> FireOutcome | None:
         with self._lock:
