@@ -121,6 +121,10 @@ def test_loopback_may_use_http() -> None:
         ),
         ({"payloadTemplate": "{{#each"}, "payloadTemplate is not a valid Handlebars template"),
         ({"payloadTemplate": "not json"}, "payloadTemplate does not render to JSON"),
+        (  # JSON with one collection, not with two: check rendered one only
+            {"payloadTemplate": '{"t": [{{#each collection_names}}"{{this}}"{{/each}}]}'},
+            "payloadTemplate does not render to JSON for a window of two collections",
+        ),
         ({"headers": {"Bad Name": "s3cr3t"}}, "headers: 'Bad Name' is not an HTTP header name"),
         ({"headers": {"X-A": "s3cr3t\r\nX-B: 1"}}, "the value of 'X-A' holds a line break or NUL"),
         ({"headers": {"X-A": "s3cr3t", "x-a": "s3cr3t"}}, "'x-a' is given twice"),

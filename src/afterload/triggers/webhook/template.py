@@ -42,6 +42,8 @@ PLACEHOLDER = TriggerVariables(
     run_id="2024-01-01T00:00:00.000Z",
 )
 
+_SEVERAL = ("acmeCo/example/collection", "acmeCo/example/other")
+
 
 class TemplateError(ValueError):
     """A template that cannot be compiled or rendered; the message is one clause, no values."""
@@ -137,6 +139,15 @@ class PayloadTemplate:
                 json.loads(rendered)
             except ValueError as exc:
                 raise TemplateError(f"does not render to JSON ({_reason(exc)})") from None
+            # A list (``{{#each collection_names}}``) may be JSON with one item and not with
+            # two, as a missing comma between items is.
+            several = PLACEHOLDER.model_copy(update={"collection_names": _SEVERAL})
+            try:
+                json.loads(self._render_context(_context(several, placeholders)))
+            except ValueError as exc:
+                raise TemplateError(
+                    f"does not render to JSON for a window of two collections ({_reason(exc)})"
+                ) from None
         return rendered
 
     def render(self, variables: TriggerVariables, headers: Mapping[str, str]) -> str:
