@@ -76,6 +76,14 @@ def test_two_bindings_on_standard_input(tmp_path: Path) -> None:
     assert "bindings[1].source" in line and "standard input" in line
 
 
+def test_two_bindings_on_one_rejects_file(tmp_path: Path) -> None:
+    """Each binding cut the shared file back to its own committed size at every start."""
+    shared = "    rejects: rej.jsonl\n"
+    text = HEAD + BINDING.format(table="a") + shared + BINDING.format(table="b") + shared
+    line = _same_in_both(_write(tmp_path, text))
+    assert "bindings[1].rejects: rej.jsonl: bindings[0] writes its rejects there" in line
+
+
 def test_empty_config(tmp_path: Path) -> None:
     line = _same_in_both(_write(tmp_path, "{}\n"))
     assert line.endswith("bindings: the config has no bindings, so run has nothing to do")

@@ -7,6 +7,8 @@ what ``run`` accepts. Each problem is ``file:line: key.path: what is wrong``.
 
 from __future__ import annotations
 
+import os
+
 from afterload.core.jsonschema import load_json_schema, shape_from_json_schema
 from afterload.core.schema import SchemaError, TableShape
 from afterload.ndjson.config import Binding, LoadedNdjson
@@ -48,6 +50,7 @@ def binding_problems(loaded: LoadedNdjson) -> list[str]:
     problems: list[str] = []
     tables: dict[str, int] = {}
     stdin: int | None = None
+    rejects: dict[str, int] = {}
     for i, binding in enumerate(bindings):
         first = tables.setdefault(binding.table.lower(), i)
         if first != i:
@@ -67,6 +70,15 @@ def binding_problems(loaded: LoadedNdjson) -> list[str]:
         if found is not None:
             problems.append(f"{loaded.where('bindings', i, found[0])}: {found[1]}")
         if binding.rejects is not None:
+            path = os.path.realpath(loaded.resolve(binding.rejects))
+            first = rejects.setdefault(path, i)
+            if first != i:
+                # Each binding keeps its rejects file's committed size in the checkpoint and
+                # cuts the file back to it: two bindings would cut each other's rejects.
+                problems.append(
+                    f"{loaded.where('bindings', i, 'rejects')}: {binding.rejects}: bindings"
+                    f"[{first}] writes its rejects there already; each binding needs its own file"
+                )
             answer = writability(loaded.resolve(binding.rejects))
             if answer.problem is not None:
                 problems.append(
