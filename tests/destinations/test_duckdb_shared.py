@@ -111,6 +111,23 @@ def test_a_reader_in_another_process_queries_between_commits(tmp_path: Path) -> 
     assert rows(db, "select count(*) from orders where n = 'first'") == [(50,)]
 
 
+def test_a_backfill_ending_on_a_transaction_boundary_lets_the_file_go(tmp_path: Path) -> None:
+    """Ten lines in transactions of five: both commits are full and keep the file for the next
+    one. Before, nothing let it go once no line came, so readers were locked out until one
+    did."""
+    cfg = config(tmp_path)
+    cfg.write_text(cfg.read_text() + "transaction: {max_documents: 5}\n")
+    db = tmp_path / "warehouse.duckdb"
+    write_lines(tmp_path / "data/1.jsonl", [{"id": i} for i in range(10)])
+    follower = subprocess.Popen(run_script(cfg, once=False), stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: db.exists() and _committed(db) == 10)
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        _, err = follower.communicate(timeout=60)
+    assert follower.returncode == 0, err
+
+
 def test_a_commit_waits_politely_for_a_process_holding_the_file(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     db = tmp_path / "warehouse.duckdb"

@@ -103,6 +103,8 @@ class Materializer:
         self.resumed_from = 0
         """Transactions committed before this run (by earlier processes), known after open."""
         self._committer: Committer[_Pending] = Committer(self._committed)
+        self._kept = False
+        """The last commit was full and kept a shared destination (see :meth:`caught_up`)."""
 
     def open(self) -> Recovered:
         """Open the destination (raising its fence) and return where to resume from."""
@@ -174,6 +176,7 @@ class Materializer:
         pending = _Pending(txn, writes, started, quiet, stamp)
 
         release = None if txn.full else getattr(self.destination, "release", None)
+        self._kept = txn.full
 
         def store() -> None:
             self.destination.commit(writes, checkpoint, published)
@@ -181,6 +184,16 @@ class Materializer:
                 release()  # caught up: a destination shared with readers lets them in now
 
         self._committer.run(store, pending, overlap=overlap)
+
+    def caught_up(self) -> None:
+        """The driver found nothing more after a full commit: let a destination shared with
+        readers go now (a backfill ending exactly on a transaction boundary kept the file,
+        locking readers and dbt out until the next line came)."""
+        if self._kept and not self.busy:
+            self._kept = False
+            release = getattr(self.destination, "release", None)
+            if release is not None:
+                release()
 
     @property
     def busy(self) -> bool:

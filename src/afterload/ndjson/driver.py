@@ -318,6 +318,8 @@ class NdjsonDriver:
             # it now and not when the next transaction is ready. One still waiting for the
             # destination is not waited for: reading goes on, up to the transaction limit.
             self.core.poll()
+            if txn.empty():
+                self.core.caught_up()
             if txn.empty() and self.core.states_changed():
                 self._commit(Transaction(), quiet=True)
             now = self.core.clock.wall()
