@@ -84,6 +84,21 @@ def test_two_bindings_on_one_rejects_file(tmp_path: Path) -> None:
     assert "bindings[1].rejects: rej.jsonl: bindings[0] writes its rejects there" in line
 
 
+@pytest.mark.parametrize(
+    ("then", "said"),
+    [("    key: [/v]\n", "now says key ['/v']"), ("    delta_updates: true\n", "now says delta")],
+)
+def test_a_table_keeps_the_key_it_was_loaded_with(tmp_path: Path, then: str, said: str) -> None:
+    """Before, DuckDB merged by the new key without a word (rows sharing a /v were lost), and
+    a delta binding appended duplicates to a keyed table."""
+    path = _write(tmp_path, HEAD + BINDING.format(table="t"))
+    (tmp_path / "data" / "1.jsonl").write_text('{"id": 1, "v": 1}\n{"id": 2, "v": 1}\n')
+    materialize(load_config(path), once=True)
+    path.write_text(HEAD + BINDING.format(table="t").replace("    key: [/id]\n", then))
+    line = _same_in_both(path)
+    assert "bindings[0].key: table 't' was loaded with key ['/id']" in line and said in line
+
+
 def test_empty_config(tmp_path: Path) -> None:
     line = _same_in_both(_write(tmp_path, "{}\n"))
     assert line.endswith("bindings: the config has no bindings, so run has nothing to do")

@@ -2,7 +2,8 @@
 
 Pydantic checks each block alone; this checks what only the whole config and the file system
 tell — no bindings, two bindings on one table, a key that makes no table, a missing JSON Schema,
-a destination or rejects file that cannot be written — without writing anything. ``run``
+a destination or rejects file that cannot be written, a key other than the one the table was
+loaded with (from the committed checkpoint, read-only) — without writing anything. ``run``
 raises :class:`~afterload.errors.ConfigError` with exactly the lines ``check`` prints, so
 ``check`` passing means ``run`` starts.
 """
@@ -12,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from afterload.config.load import LoadedConfig
-from afterload.destinations.factory import duckdb_path
+from afterload.core.checkpoint import Checkpoint
+from afterload.destinations.factory import duckdb_path, open_status
 from afterload.errors import ConfigError
-from afterload.ndjson.validation import binding_problems
+from afterload.ndjson.validation import binding_problems, changed_keys
 from afterload.writability import writability
 
 
@@ -31,6 +33,9 @@ class Finding:
 def preflight(loaded: LoadedConfig) -> list[Finding]:
     """Everything ``run`` would refuse in ``loaded`` (``ok=False``), and what it will create."""
     findings = [Finding("bindings", p, False) for p in binding_problems(loaded)]
+    committed = _committed(loaded)
+    if committed is not None and not findings:
+        findings += [Finding("bindings", p, False) for p in changed_keys(loaded, committed)]
     path = duckdb_path(loaded.config.destination, loaded.base_dir)
     if path is not None:
         answer = writability(path)
@@ -45,6 +50,29 @@ def preflight(loaded: LoadedConfig) -> list[Finding]:
         text = "dbt_job_trigger is cleared (every field empty): no job will be triggered"
         findings.append(Finding("dbt_job_trigger", text, True))
     return findings
+
+
+def _committed(loaded: LoadedConfig) -> Checkpoint | None:
+    """The committed checkpoint, read-only; None when there is none or it cannot be read now
+    (a destination not reachable is said by ``check``'s own probe; ``run`` checks it again
+    once it holds the destination)."""
+    if loaded.config.destination is None or not loaded.config.bindings:
+        return None
+    # Advisory: whatever keeps the state from being read here (a held or unreadable file, a
+    # server down) is met again, and said, where run opens the destination.
+    try:
+        reader = open_status(loaded.config.destination, loaded.base_dir)
+    except Exception:
+        return None
+    if reader is None:
+        return None
+    try:
+        recovered = reader.read_checkpoint(loaded.name)
+    except Exception:
+        return None
+    finally:
+        reader.close()
+    return None if recovered is None else recovered.checkpoint
 
 
 def require_runnable(loaded: LoadedConfig) -> None:

@@ -37,6 +37,11 @@ class BindingCheckpoint(BaseModel):
     files: dict[str, FilePosition] = Field(default_factory=dict)
     rejects: int | None = None
     """The rejects file's size after this commit; None when the binding keeps no rejects."""
+    key: list[str] | None = None
+    """The key the rows were merged by (None: an older checkpoint). A changed key would merge
+    new documents by another key into rows merged by this one: the run refuses it."""
+    delta: bool | None = None
+    """Whether the binding appended (delta updates) rather than merged."""
 
 
 class Checkpoint(BaseModel):

@@ -18,7 +18,7 @@ from afterload.errors import ConfigError
 from afterload.ndjson.config import Binding, LoadedNdjson
 from afterload.ndjson.rejects import RejectsFile
 from afterload.ndjson.sources import Source
-from afterload.ndjson.validation import binding_problems
+from afterload.ndjson.validation import binding_problems, changed_keys
 
 
 @dataclass
@@ -46,6 +46,8 @@ class BindingState:
         return BindingCheckpoint(
             files=self.source.positions(),
             rejects=self.rejects_size if self.rejects is not None else None,
+            key=list(self.binding.key),
+            delta=self.binding.delta_updates,
         )
 
 
@@ -125,7 +127,7 @@ def build_bindings(
 ) -> list[BindingState]:
     """Every binding of the config, resumed from ``checkpoint``; :class:`ConfigError` with the
     same lines as ``check`` if the config cannot run (:mod:`afterload.ndjson.validation`)."""
-    problems = binding_problems(loaded)
+    problems = binding_problems(loaded) or changed_keys(loaded, checkpoint)
     if problems:
         raise ConfigError(problems)
     return [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from afterload.core.checkpoint import Checkpoint
 from afterload.core.jsonschema import load_json_schema, shape_from_json_schema
 from afterload.core.schema import SchemaError, TableShape
 from afterload.ndjson.config import Binding, LoadedNdjson
@@ -85,4 +86,24 @@ def binding_problems(loaded: LoadedNdjson) -> list[str]:
                     f"{loaded.where('bindings', i, 'rejects')}: {binding.rejects}: the rejects "
                     f"file cannot be written ({answer.problem})"
                 )
+    return problems
+
+
+def changed_keys(loaded: LoadedNdjson, checkpoint: Checkpoint) -> list[str]:
+    """A binding whose key (or delta mode) differs from the one its table was loaded with:
+    its rows were merged by the old key, and merging by another would replace or keep rows
+    the user never meant to (two keys of one table, or duplicates of a keyed one)."""
+    problems = []
+    for i, binding in enumerate(loaded.config.bindings):
+        entry = checkpoint.bindings.get(binding.table)
+        if entry is None or entry.key is None:
+            continue
+        if entry.key != list(binding.key) or entry.delta != binding.delta_updates:
+            was = "delta updates" if entry.delta else f"key {entry.key}"
+            now = "delta updates" if binding.delta_updates else f"key {list(binding.key)}"
+            problems.append(
+                f"{loaded.where('bindings', i, 'key')}: table {binding.table!r} was loaded with "
+                f"{was}, and the config now says {now}; a table keeps the key it was loaded "
+                "with: load into a new table (another table name)"
+            )
     return problems
