@@ -244,3 +244,29 @@ def test_a_stop_during_a_hung_delivery_ends_cleanly(tmp_path: Path, receiver: Re
             proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "stopped with a delivery in flight" in err
+
+
+def test_status_says_what_a_webhook_still_owes(tmp_path: Path, receiver: Receiver) -> None:
+    """Before, status read a webhook's pending windows as a dbt job's state: "no data
+    committed yet, no run needed" while a failed delivery was owed."""
+    from rich.console import Console
+
+    from afterload.cli.status_view import collect_status, print_status
+
+    warehouse = Warehouse("duckdb", tmp_path)
+    receiver.default = Answer(status=500)
+    write_lines(tmp_path / "in/orders1.ndjson", [{"id": 1}])
+    write_config(tmp_path, BINDINGS, warehouse=warehouse, triggers=hook_block(receiver))
+    loaded = load_config(tmp_path / "afterload.yaml")
+    materialize(loaded, once=True)
+    (item,) = collect_status(loaded).triggers
+    assert item["trigger"] == "webhook:trigger0" and item["pending"]
+    assert [(w["first_transaction"], w["last_transaction"]) for w in item["owed"]] == [(1, 1)]
+    console = Console(record=True, width=200, file=open("/dev/null", "w"))  # noqa: SIM115
+    print_status(loaded, console)
+    assert "webhook:trigger0: transaction 1 (orders) committed since" in console.export_text()
+
+    receiver.default = Answer(status=200)
+    materialize(loaded, once=True)  # the owed window is delivered at start
+    (item,) = collect_status(loaded).triggers
+    assert not item["pending"] and item["owed"] == []

@@ -20,6 +20,7 @@ from afterload.cli.ledger_view import (
     read_ledger,
     trigger_status_json,
 )
+from afterload.cli.webhook_view import print_webhook_status, webhook_status_json
 from afterload.config.load import LoadedConfig
 from afterload.core.checkpoint import Checkpoint
 from afterload.destinations.base import LockedError, Recovered, StatusReader
@@ -174,7 +175,10 @@ def _trigger_items(loaded: LoadedConfig) -> list[dict[str, Any]]:
         info, rows = read_ledger(loaded, STATUS_ROWS)
     except (LedgerUnavailable, AfterloadError):
         return []
-    return trigger_status_json(info, rows, datetime.now(UTC))
+    return [
+        *trigger_status_json(info, rows, datetime.now(UTC)),
+        *webhook_status_json(loaded, info),
+    ]
 
 
 def print_status(loaded: LoadedConfig, console: Console, *, as_json: bool = False) -> int:
@@ -221,7 +225,8 @@ def print_status(loaded: LoadedConfig, console: Console, *, as_json: bool = Fals
         )
     elif state.transactions is not None:
         console.print("no transaction committed yet", highlight=False)
-    print_trigger_status(state.triggers, console)
+    print_trigger_status([t for t in state.triggers if t.get("kind") != "webhook"], console)
+    print_webhook_status([t for t in state.triggers if t.get("kind") == "webhook"], console)
     if state.dbt_job is not None:
         _show_runs(state.dbt_job, console)
     config = loaded.config
