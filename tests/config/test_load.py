@@ -170,14 +170,23 @@ def test_spec_schema() -> None:
     assert props["cause"]["default"] == "Estuary Flow"
     assert set(trigger["required"]) == {"account_id", "job_id", "api_key"}
     assert all("description" in props[k] for k in ("access_url", "mode", "interval", "cause"))
+    # Bounds are JSON Schema's own words (pydantic's ge/le leaked into it before).
+    threads = props["threads_override"]["anyOf"][0]
+    assert threads == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+    text = json.dumps(schema)
+    assert '"ge"' not in text and '"le"' not in text
 
 
 def test_one_block_per_job() -> None:
     """Two blocks of one job shared its state: one block's run counted as the other's."""
-    twice = GOOD + "dbt_job_triggers:\n" + "".join(
-        f"  - {{access_url: https://ab123.us1.dbt.com/, account_id: 12, job_id: {job}, "
-        "api_key: other_key}\n"
-        for job in (35, 34)
+    twice = (
+        GOOD
+        + "dbt_job_triggers:\n"
+        + "".join(
+            f"  - {{access_url: https://ab123.us1.dbt.com/, account_id: 12, job_id: {job}, "
+            "api_key: other_key}\n"
+            for job in (35, 34)
+        )
     )
     assert problems(twice) == [
         "c.yaml:6: dbt_job_triggers: job 34 is given twice (with dbt_job_trigger or in this "

@@ -33,7 +33,9 @@ def _integer(value: Any) -> int:
     return int(value)
 
 
-SpecInt = Annotated[int, BeforeValidator(_integer)]
+Threads = Annotated[int, Field(ge=1, le=_INT32), BeforeValidator(_integer)]
+Seconds = Annotated[int, Field(ge=0, le=_INT32), BeforeValidator(_integer)]
+"""The bounds sit inside, before the validator, so the JSON Schema says minimum/maximum."""
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -52,8 +54,8 @@ class RunOptionFields(BaseModel):
     dbt_version_override: NonEmpty | None = Field(
         default=None, description="Overrides the dbt version (e.g. 'latest', 'versionless')."
     )
-    threads_override: SpecInt | None = Field(
-        default=None, ge=1, le=_INT32, description="Overrides the number of threads."
+    threads_override: Threads | None = Field(
+        default=None, description="Overrides the number of threads."
     )
     target_name_override: NonEmpty | None = Field(
         default=None, description="Overrides the target.name context variable."
@@ -61,8 +63,8 @@ class RunOptionFields(BaseModel):
     generate_docs_override: StrictBool | None = Field(
         default=None, description="Overrides whether the run generates docs."
     )
-    timeout_seconds_override: SpecInt | None = Field(
-        default=None, ge=0, le=_INT32, description="Overrides the run timeout, in seconds."
+    timeout_seconds_override: Seconds | None = Field(
+        default=None, description="Overrides the run timeout, in seconds."
     )
     steps_override: list[NonEmpty] | None = Field(
         default=None,
