@@ -117,7 +117,7 @@ def test_env_interpolation(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_env_var_names_key_and_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOPE_KEY", raising=False)
     (line,) = problems(GOOD.replace("dbtc_secret_value", "${NOPE_KEY}"))
-    assert line == "c.yaml: dbt_job_trigger.api_key: environment variable NOPE_KEY is not set"
+    assert line == "c.yaml:5: dbt_job_trigger.api_key: environment variable NOPE_KEY is not set"
 
 
 def test_secret_never_in_repr_or_errors() -> None:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from afterload.config.duplicates import duplicate_keys
 from afterload.config.model import Config
-from afterload.config.problems import LineIndex, dotted, validation_problems
+from afterload.config.problems import LineIndex, dotted, validation_problems, where
 from afterload.errors import ConfigError
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -44,10 +44,7 @@ class LoadedConfig:
 
     def where(self, *loc: str | int) -> str:
         """``file:line: key.path`` for a problem found after loading (line when known)."""
-        for n in range(len(loc), -1, -1):
-            if loc[:n] in self.lines:
-                return f"{self.display}:{self.lines[loc[:n]]}: {dotted(loc)}"
-        return f"{self.display}: {dotted(loc)}"
+        return f"{where(self.lines, self.display, loc)}: {dotted(loc)}"
 
     @property
     def name(self) -> str:
@@ -59,7 +56,9 @@ class LoadedConfig:
         return p if p.is_absolute() else self.base_dir / p
 
 
-def _interpolate(node: Any, path: tuple[str | int, ...], problems: list[str]) -> Any:
+def _interpolate(
+    node: Any, path: tuple[str | int, ...], problems: list[tuple[tuple[str | int, ...], str]]
+) -> Any:
     """Replace ``${VAR}`` (or ``${VAR:-default}``) in every string value from the environment."""
     if isinstance(node, dict):
         return {k: _interpolate(v, (*path, k), problems) for k, v in node.items()}
@@ -72,7 +71,7 @@ def _interpolate(node: Any, path: tuple[str | int, ...], problems: list[str]) ->
             if value is None:
                 if m.group(2) is not None:
                     return m.group(2)
-                problems.append(f"{dotted(path)}: environment variable {m.group(1)} is not set")
+                problems.append((path, f"environment variable {m.group(1)} is not set"))
                 return ""
             return value
 
@@ -155,10 +154,12 @@ def _parse_config(text: str, path: Path) -> Config:
     if repeated:
         raise ConfigError(repeated)
     lines = line_index(text)
-    env_problems: list[str] = []
+    env_problems: list[tuple[tuple[str | int, ...], str]] = []
     data = _interpolate(data, (), env_problems)
     if env_problems:
-        raise ConfigError([f"{name}: {p}" for p in env_problems])
+        raise ConfigError(
+            [f"{where(lines, name, loc)}: {dotted(loc)}: {p}" for loc, p in env_problems]
+        )
     try:
         # Relative paths inside blocks (a dbt project) are the config file's, not the cwd's.
         return Config.model_validate(data, context={"config_dir": path.resolve().parent})

@@ -125,17 +125,20 @@ def _redact_secret(loc: tuple[str | int, ...], message: str, raw: Any) -> str:
     return message
 
 
+def where(lines: LineIndex, prefix: str, loc: tuple[Any, ...]) -> str:
+    """``file:line`` of the key at ``loc`` (or of its nearest parent the index knows)."""
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return f"{prefix}:{lines[loc[:n]]}"
+    return prefix
+
+
 def validation_problems(exc: ValidationError, lines: LineIndex, prefix: str) -> list[str]:
     problems = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         if loc[:2] == ("triggers", "config") and len(loc) > 2 and loc[2] in ("list", "map"):
             loc = loc[:2] + loc[3:]  # the tag of the webhook list's two forms
-        where = prefix
-        for n in range(len(loc), -1, -1):
-            if loc[:n] in lines:
-                where = f"{prefix}:{lines[loc[:n]]}"
-                break
         text = _redact_secret(loc, _message(err), err.get("input"))
-        problems.append(f"{where}: {dotted(loc)}: {text}")
+        problems.append(f"{where(lines, prefix, loc)}: {dotted(loc)}: {text}")
     return problems
