@@ -103,7 +103,7 @@ def test_loopback_may_use_http() -> None:
             "clear; use https:// (http:// is allowed only for loopback hosts)",
         ),
         ({"url": "ftp://example.com"}, "url: is not an https:// URL"),
-        ({"url": "https://example.com:99999/"}, "url: is not a URL"),
+        ({"url": "https://example.com:99999/"}, "url: is not a URL (is its port"),
         ({"url": "https://bob:pw@example.com/"}, "url: must not carry a user or password"),
         ({"method": "GET"}, "method: Input should be 'POST', 'PUT' or 'PATCH'"),
         ({"timeout": "0s"}, "timeout: 0s is not within 0s (excluded) and 1h"),

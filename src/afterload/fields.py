@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
@@ -79,6 +80,28 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$"
 MEMORY_PATTERN = r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
 
 JsonPointer = Annotated[str, Field(pattern=JSON_POINTER_PATTERN)]
+
+
+def secret_url(value: str, sends: str) -> SplitResult:
+    """Check a URL that requests carrying a secret go to (``sends``: the secret, in words):
+    https, or http to this machine only; no ``user:password@`` (httpx would send it as Basic
+    auth in place of the secret, and URLs are printed). Messages never repeat the URL: its
+    user part or path may be secret too."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("is not a URL (is its port a number up to 65535?)") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry a user or password (user:password@ before the host)")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("is not an https:// URL")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ValueError(
+            f"uses http://, which would send {sends} in clear; use https:// "
+            "(http:// is allowed only for loopback hosts)"
+        )
+    return parts
 
 
 def is_loopback(host: str) -> bool:

@@ -58,7 +58,6 @@ def print_webhook_status(items: list[dict[str, Any]], console: Console) -> None:
             span = f"transaction {low}" if low == high else f"transactions {low}–{high}"
             tables = sorted({t for w in item["owed"] for t in w["tables"]})
             text = (
-                f"{span} ({', '.join(tables)}) committed since {first['since']}, "
-                "not yet delivered"
+                f"{span} ({', '.join(tables)}) committed since {first['since']}, not yet delivered"
             )
         console.print(f"{item['trigger']}: {text}", highlight=False, soft_wrap=True)

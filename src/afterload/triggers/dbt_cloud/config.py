@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from afterload.fields import Duration, PositiveId, Strict, is_loopback
+from afterload.fields import Duration, PositiveId, Strict, secret_url
 from afterload.triggers.dbt_cloud.models import DbtCloudTarget
 from afterload.triggers.dbt_cloud.run_options import RunOptionFields
 
@@ -128,22 +127,7 @@ class DbtJobTrigger(Strict, RunOptionFields):
         if value is None:
             return None
         value = value.strip()
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError("is not a URL (is its port a number up to 65535?)") from None
-        if parts.username is not None or parts.password is not None:
-            # Not echoed: it may hold a password. httpx would also send it as Basic auth,
-            # in place of the API key.
-            raise ValueError("must not carry a user or password (user:password@ before the host)")
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError(f"{value!r} is not an https:// URL")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise ValueError(
-                f"{value!r} uses http://, which would send the API key in clear; "
-                "use https:// (http:// is allowed only for loopback hosts)"
-            )
+        parts = secret_url(value, "the API key")
         if parts.query or parts.fragment:
             raise ValueError(f"{value!r} must not carry a query or fragment")
         return value.rstrip("/")

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from afterload.durations import format_duration
-from afterload.fields import Duration, is_loopback
+from afterload.fields import Duration, secret_url
 from afterload.triggers.webhook.template import PayloadTemplate, TemplateError
 
 #: RFC 9110 field names (a "token").
@@ -74,24 +74,7 @@ class WebhookTrigger(_Strict):
     @classmethod
     def _check_url(cls, value: str) -> str:
         value = value.strip()
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError("is not a URL") from None
-        if parts.username is not None or parts.password is not None:
-            # httpx would send it as Basic auth, in place of an Authorization header set here.
-            raise ValueError(
-                "must not carry a user or password (user:password@ before the host): "
-                "set an Authorization header instead"
-            )
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("is not an https:// URL")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise ValueError(
-                "uses http://, which would send the headers in clear; use https:// "
-                "(http:// is allowed only for loopback hosts)"
-            )
+        secret_url(value, "the headers")
         return value
 
     @field_validator("headers", mode="before")
