@@ -69,6 +69,7 @@ def test_trigger_wait_exit_codes(
         app, ["trigger", str(config_file(mode="ignore")), "--wait", "--timeout", "0s"]
     )
     assert result.exit_code == 3  # still queued when the timeout passed
+    assert "still going after waiting 0s" in result.output  # said, not only the exit code
 
 
 def test_trigger_wait_error_exit_code(

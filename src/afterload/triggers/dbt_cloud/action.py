@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from afterload.clock import Clock
+from afterload.durations import format_duration
 from afterload.triggers.base import FireOutcome, RunEnd
 from afterload.triggers.commits import CommitFacts
 from afterload.triggers.dbt_cloud.client import DbtCloudClient
@@ -176,7 +177,8 @@ class DbtCloudAction:
         final = await self.client.wait_for_run(outcome.run_id, timeout)
         message = f"run {final.id}: {final.status_humanized}"
         if final.is_active:
-            return RunEnd("timeout", message)
+            waited = format_duration(timedelta(seconds=timeout))
+            return RunEnd("timeout", f"{message}, still going after waiting {waited}")
         try:
             result = _RESULTS.get(RunStatus(final.status), "error")
         except ValueError:
