@@ -591,6 +591,25 @@ def test_a_missing_database_and_a_missing_user_are_one_sentence(schema: str) -> 
         PostgresStatus(settings(schema, database="no_such_db"))
 
 
+@pytest.mark.parametrize(
+    ("dsn", "said"),
+    [
+        (DSN + "?sslmode=bogus", 'invalid sslmode value: "bogus"'),
+        (DSN.replace(":5432", ":99999"), 'invalid port number: "99999"'),
+    ],
+)
+def test_a_setting_libpq_refuses_is_not_retried(schema: str, dsn: str, said: str) -> None:
+    """A typo in the settings is no outage: before, it was retried six times."""
+    dest = destination(schema, dsn=dsn, attempts=6)
+    started = time.monotonic()
+    with pytest.raises(DestinationError) as err:
+        dest.open("shop")
+    assert str(err.value) == (
+        f"the connection settings are not valid: {said}; check destination.postgres"
+    )
+    assert time.monotonic() - started < 2
+
+
 def test_missing_permissions_are_one_sentence(schema: str, role: str) -> None:
     # No CREATE on the database: the schema cannot be made.
     with pytest.raises(DestinationError) as err:

@@ -153,6 +153,15 @@ class ConnectSettings:
                 f"{server} does not let user {self.user!r} connect to database "
                 f"{self.database!r}: {reason}"
             )
+        if isinstance(exc, psycopg.ProgrammingError) or any(
+            word in low for word in _SETTING_ERRORS
+        ):
+            # libpq refused a setting before reaching any server: no retry makes it pass.
+            reason = text.split("connection is bad:", 1)[-1].strip()
+            return (
+                True,
+                f"the connection settings are not valid: {reason}; check destination.postgres",
+            )
         if "timeout expired" in low:
             timeout = self.params.get("connect_timeout", str(_CONNECT_TIMEOUT))
             return False, (
@@ -163,6 +172,17 @@ class ConnectSettings:
             f"cannot connect to {server} (database {self.database!r}, user {self.user!r}): "
             f"{_server_reason(text)}"
         )
+
+
+_SETTING_ERRORS = (
+    "invalid sslmode value",
+    "invalid port number",
+    "invalid integer value",
+    "invalid connection option",
+    "invalid uri",
+    "invalid value for parameter",
+)
+"""libpq's words for a setting it refuses before connecting (a typo, not an outage)."""
 
 
 class Lost(Exception):
