@@ -242,7 +242,7 @@ class Materializer:
             stored,
             rows,
             seconds,
-            " (full: more to read)" if txn.full else "",
+            " (full)" if txn.full else "",
             extra={
                 "transaction": pending.stamp.sequence,
                 "counts": {"documents": stored, "rows": rows, "seconds": round(seconds, 3)},
