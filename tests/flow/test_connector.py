@@ -229,6 +229,33 @@ def test_split_range_inherits_parent_checkpoint_and_duckdb_refuses(tmp_path: Pat
     assert any("single writer" in line for line in rt.stderr_lines)
 
 
+def test_a_zombie_of_a_split_parent_range_is_fenced(tmp_path: Path) -> None:
+    """The full range's process still runs when its two halves open: it must commit nothing
+    more (Estuary's installFence raises every overlapping row's fence). Before, it committed,
+    and the halves, resuming from its older checkpoint, would apply that transaction again."""
+    target = Target("postgres", tmp_path)
+    spec = _spec(target, tmp_path)
+    try:
+        with Standin.spawn() as parent:
+            parent.open(spec)
+            parent.acknowledge()
+            parent.transaction(loads=[], stores=[_doc(1, "a", "one", 1)], checkpoint=checkpoint(1))
+            parent.expect_acknowledged()
+            with Standin.spawn() as low, Standin.spawn() as high:
+                assert low.open(spec, key_begin=0, key_end=0x7FFFFFFF) == checkpoint(1)
+                assert high.open(spec, key_begin=0x80000000, key_end=0xFFFFFFFF) == checkpoint(1)
+                parent.loads([])
+                parent.flush(acknowledged_pending=False)
+                parent.stores([_doc(2, "z", "zombie", 2)])
+                parent.send({"startCommit": {"runtimeCheckpoint": checkpoint(2)}})
+                with pytest.raises(StandinError):
+                    parent.expect("startedCommit")
+                assert parent.process.wait(10) == 1
+        assert [(r[0], r[2]) for r in _table(target)] == [(1, "one")]
+    finally:
+        target.drop()
+
+
 def test_delta_appends_and_soft_delete_keeps_the_deletion_document(
     target: Target, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ import base64
 import logging
 import time
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -35,7 +36,7 @@ from afterload.flow.ack_schedule import AckSchedule
 from afterload.flow.codec import RequestReader, ResponseWriter
 from afterload.flow.config import EndpointConfig, parse_endpoint, parse_resource
 from afterload.flow.errors import ProtocolError
-from afterload.flow.ranges import inherited, range_name
+from afterload.flow.ranges import inherited, overlapping, range_name
 from afterload.flow.request import Apply, Open, Spec, Store, Validate, parse_request
 from afterload.flow.response import (
     Acknowledged,
@@ -217,6 +218,13 @@ class Connector:
         name = range_name(spec.name, rng.key_begin, rng.key_end)
         self.materializer = Materializer(destination, name, embedded_document=True)
         recovered = self.materializer.open()
+        fence_ranges = getattr(destination, "fence_ranges", None)
+        if fence_ranges is not None:
+            # Before any other range's checkpoint is read: a zombie of a parent range commits
+            # either before that read (and is inherited) or never.
+            fenced = fence_ranges(spec.name + "@", partial(overlapping, spec.name, rng, name))
+            if fenced:
+                log.info("range %s fenced the overlapping ranges %s", name, ", ".join(fenced))
         checkpoint: Any = None
         if recovered.transactions > 0:
             checkpoint = recovered.checkpoint.driver

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeVar
 
+from afterload.flow.catalog import RangeSpec
+
 T = TypeVar("T")
 
 
@@ -49,3 +51,13 @@ def inherited(
             if best is None or width < best[0]:
                 best = (width, value)
     return None if best is None else best[1]
+
+
+def overlapping(materialization: str, rng: RangeSpec, own: str, name: str) -> bool:
+    """Whether checkpoint row ``name`` is another range of this materialization sharing keys
+    with ``rng`` (a parent it was split from, or a sibling of another split)."""
+    bounds = parse_range(name, materialization)
+    if bounds is None or name == own:
+        return False
+    begin, end = bounds
+    return begin <= rng.key_end and rng.key_begin <= end

@@ -62,3 +62,34 @@ class Reads(Writer):
             return {str(name): Checkpoint.from_json(text) for name, text in rows}
 
         return self._retrying("reading checkpoints", attempt)
+
+    def fence_ranges(self, prefix: str, overlaps: Callable[[str], bool]) -> list[str]:
+        """Raise the fence of every other checkpoint row named ``prefix…`` that ``overlaps``
+        says shares keys with this one (Estuary's installFence): a process still running on a
+        parent range, split since, can then commit nothing; returns the names fenced."""
+
+        def attempt() -> list[str]:
+            self._attach(None)
+            try:
+                with self.conn.cursor() as cur:
+                    names = [
+                        str(row[0])
+                        for row in cur.execute(
+                            f"SELECT materialization FROM {self._q(CHECKPOINTS)} "
+                            "WHERE starts_with(materialization, %s)",
+                            [prefix],
+                        ).fetchall()
+                    ]
+                    fenced = [name for name in names if overlaps(name)]
+                    if fenced:
+                        cur.execute(
+                            f"UPDATE {self._q(CHECKPOINTS)} SET fence = fence + 1 "
+                            "WHERE materialization = ANY(%s)",
+                            [fenced],
+                        )
+                self.conn.commit()
+            except psycopg.Error as exc:
+                raise self._failed(exc, "fencing key ranges") from None
+            return fenced
+
+        return self._retrying("fencing key ranges", attempt)
