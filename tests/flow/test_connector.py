@@ -85,7 +85,7 @@ def _table(target: Target) -> list[tuple[Any, ...]]:
 def test_session_loads_stores_deletes_and_restart(target: Target, tmp_path: Path) -> None:
     spec = _spec(target, tmp_path, hard=True)
     with Standin.spawn() as rt:
-        assert rt.open(spec) is None
+        assert rt.open(spec) == {}  # ExplicitZero: nothing committed, start from scratch
         rt.acknowledge()
         rt.transaction(
             loads=[(0, [1, "a"]), (0, [2, "ü\u0000" if target.kind == "duckdb" else "ü"])],

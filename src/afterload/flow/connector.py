@@ -236,10 +236,13 @@ class Connector:
                 if parent is not None:
                     checkpoint = parent.driver
                     log.info("range %s starts from the checkpoint of the range covering it", name)
+        if not isinstance(checkpoint, dict):
+            # Nothing committed here nor in a covering range: Estuary's ExplicitZero, an empty
+            # checkpoint, so the runtime starts from scratch. With none at all it would resume
+            # from its recovery log and skip, unseen, what a new or emptied destination lacks.
+            checkpoint = {}
         log.info("opened %s (fence %d)", name, recovered.fence)
-        self.writer.write(
-            Opened(runtime_checkpoint=checkpoint if isinstance(checkpoint, dict) else None)
-        )
+        self.writer.write(Opened(runtime_checkpoint=checkpoint))
         self.txn = self._new_transaction()
         self._last_commit = recovered.committed_at
         self._start_trigger(spec.name, endpoint)

@@ -68,8 +68,9 @@ class Applied(Wire):
 
 
 class Opened(Wire):
-    #: The checkpoint committed last with the data, handed back verbatim; None lets the
-    #: runtime use its recovery log's (only right when the destination holds nothing yet).
+    #: The checkpoint committed last with the data, handed back verbatim; an empty one (``{}``)
+    #: when nothing was committed, so that the runtime starts from scratch. None would let it
+    #: use its recovery log's, skipping what a new or emptied destination never received.
     runtime_checkpoint: dict[str, Json] | None = None
 
 
