@@ -300,3 +300,44 @@ def test_spec_response() -> None:
     assert resource["schema"]["x-schema-name"] is True
     assert resource["delta_updates"]["x-delta-updates"] is True
     assert spec["resourceConfigSchema"]["required"] == ["table"]
+
+
+def test_fields_differing_only_in_case_keep_one_column() -> None:
+    """Before, both were recommended, and Open refused the selection they made."""
+    projections = [proj("id", "integer", key=True), proj("v", "string"), proj("V", "string")]
+    out = validate_binding(
+        binding(projections), parse_resource({"table": "t"}, 0), existing=None, types=DuckTypes()
+    )
+    assert out.constraints["v"].type is T.LOCATION_RECOMMENDED
+    assert out.constraints["V"].type is T.FIELD_FORBIDDEN
+    assert "same as field 'v'" in out.constraints["V"].reason
+    # A key is never the one forbidden.
+    projections = [proj("ID", "string"), proj("id", "integer", key=True)]
+    out = validate_binding(
+        binding(projections), parse_resource({"table": "t"}, 0), existing=None, types=DuckTypes()
+    )
+    assert out.constraints["id"].type is T.LOCATION_REQUIRED
+    assert out.constraints["ID"].type is T.FIELD_FORBIDDEN
+
+
+def test_a_changed_collection_key_needs_a_backfill() -> None:
+    last = MaterializationSpec(
+        name="m",
+        bindings=[
+            MaterializationBinding(
+                resource_path=["t"], collection=CollectionSpec(name="c", key=["/id"])
+            )
+        ],
+    )
+    base = binding()
+    changed = base.model_copy(
+        update={"collection": base.collection.model_copy(update={"key": ["/id", "/k"]})}
+    )
+    with pytest.raises(InvalidBinding, match=r"key changed from \['/id'\] to \['/id', '/k'\]"):
+        validate_binding(
+            changed, parse_resource({"table": "t"}, 0), existing=None, types=DuckTypes(), last=last
+        )
+    backfilled = changed.model_copy(update={"backfill": 1})  # recreates the table: key is free
+    validate_binding(
+        backfilled, parse_resource({"table": "t"}, 0), existing=None, types=DuckTypes(), last=last
+    )

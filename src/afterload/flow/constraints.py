@@ -177,6 +177,12 @@ def validate_binding(
         )
     if previous is not None and previous.backfill != binding.backfill:
         existing = None  # a backfill recreates the table: old columns do not constrain
+    elif previous is not None and previous.collection.key != binding.collection.key:
+        raise InvalidBinding(
+            f"table {_table_name(path)}: the collection's key changed from "
+            f"{previous.collection.key} to {binding.collection.key}; its rows were merged by "
+            "the old key: backfill the binding to recreate the table"
+        )
     constraints: dict[str, Constraint] = {}
     root_seen: str | None = None
     for projection in binding.collection.projections:
@@ -211,4 +217,28 @@ def validate_binding(
                     ),
                 )
         constraints[projection.field] = constraint
+    _fold_case(constraints)
     return ValidatedBinding(constraints=constraints, resource_path=path, delta_updates=delta)
+
+
+_KEEP_FIRST = (ConstraintType.LOCATION_REQUIRED, ConstraintType.FIELD_REQUIRED)
+
+
+def _fold_case(constraints: dict[str, Constraint]) -> None:
+    """Fields whose names differ only in case would be one column (column names ignore
+    case): one is kept — a required one if any, else the first — the others are forbidden.
+    Before, both were recommended and Open refused the selection."""
+    groups: dict[str, list[str]] = {}
+    for field, constraint in constraints.items():
+        if constraint.type is not ConstraintType.FIELD_FORBIDDEN:
+            groups.setdefault(field.lower(), []).append(field)
+    for fields in groups.values():
+        if len(fields) < 2:
+            continue
+        keep = next((f for f in fields if constraints[f].type in _KEEP_FIRST), fields[0])
+        for field in fields:
+            if field != keep:
+                constraints[field] = _c(
+                    ConstraintType.FIELD_FORBIDDEN,
+                    f"Its column would be the same as field {keep!r}'s (column names ignore case)",
+                )
