@@ -128,6 +128,47 @@ def test_a_backfill_ending_on_a_transaction_boundary_lets_the_file_go(tmp_path: 
     assert follower.returncode == 0, err
 
 
+def test_a_reader_in_the_same_process_is_waited_for(tmp_path: Path) -> None:
+    """The Python API beside a notebook's read-only connection in one process: DuckDB's file
+    lock does not apply there, and opening the file read-write raised "different
+    configuration" in the commit thread, which ended the run."""
+    import threading
+
+    import duckdb
+
+    from afterload.core.stopper import Stopper
+    from afterload.pipeline import materialize
+
+    cfg = config(tmp_path)
+    db = tmp_path / "warehouse.duckdb"
+    write_lines(tmp_path / "data/1.jsonl", [{"id": 1}])
+    stopper = Stopper()
+    errors: list[BaseException] = []
+
+    def follow() -> None:
+        try:
+            materialize(load_config(cfg), once=False, stopper=stopper)
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    try:
+        wait_for(lambda: _committed(db) == 1)
+        reader = duckdb.connect(str(db), read_only=True)
+        try:
+            write_lines(tmp_path / "data/1.jsonl", [{"id": 2}], append=True)
+            time.sleep(1.5)  # the commit waits for the reader
+            assert follower.is_alive() and not errors
+        finally:
+            reader.close()
+        wait_for(lambda: _committed(db) == 2)
+    finally:
+        stopper.request("test")
+        follower.join(60)
+    assert not errors, errors
+
+
 def test_a_commit_waits_politely_for_a_process_holding_the_file(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     db = tmp_path / "warehouse.duckdb"

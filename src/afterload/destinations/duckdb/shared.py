@@ -188,6 +188,8 @@ class SharedDuckDBDestination(DuckDBDestination):
             duckdb.connect(str(self.path)).close()
         except duckdb.IOException as exc:
             return holder_of(str(exc))
+        except duckdb.ConnectionException:
+            return "a connection of this process"
         return "another process"
 
     # -- the Destination interface -----------------------------------------------------------
