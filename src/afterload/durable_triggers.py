@@ -79,7 +79,12 @@ class DurableTriggers:
         self.ledger = (
             DestinationRunBook(destination) if isinstance(destination, RunLedger) else None
         )
-        self.memories = {trigger_name(a): TriggerMemory(trigger_name(a)) for a in actions}
+        self.memories = {
+            trigger_name(a): TriggerMemory(
+                trigger_name(a), on_success=bool(getattr(a, "confirms", False))
+            )
+            for a in actions
+        }
         core.opened.append(self._opened)
         core.stamp = self.stamp
         core.listeners.insert(0, self._stood)  # before the triggers hear of the commit
@@ -98,6 +103,7 @@ class DurableTriggers:
                     transactions=recovered.transactions,
                     committed_at=recovered.committed_at,
                     ledger=[r for r in rows if r.trigger == name],
+                    on_success=memory.on_success,
                 )
             )
             state = memory.state

@@ -317,8 +317,14 @@ def _once(
     if triggers is None:
         return _report(core, driver, None, seconds=seconds)
     if not stored and durable is not None:
-        # ``on_start: pending``: data an earlier run committed and no run covers is owed too.
-        owed = [a for a in triggers.actions if getattr(a, "on_start", "always") == "pending"]
+        # ``on_start: pending``: data an earlier run committed and no run covers is owed too,
+        # and so it is for dbt Core, whose runs cover data only once they succeed (a failed
+        # or killed build leaves it owed: the next ``--once`` builds it).
+        owed = [
+            a
+            for a in triggers.actions
+            if getattr(a, "on_start", "always") == "pending" or getattr(a, "confirms", False)
+        ]
         if any(durable.pending(a) for a in owed):
             stored = 1
     if not stored:
@@ -337,13 +343,15 @@ def _fire_and_wait(
     """Fire every trigger once; wait for the runs with ``wait`` (dbt Core always)."""
     waited = None
     outcomes = triggers.fire_now()
-    for action, outcome in zip(triggers.actions, outcomes, strict=True):
+    for trigger, outcome in zip(triggers.triggers, outcomes, strict=True):
+        action = trigger.action
         if not (outcome.started and outcome.run_id is not None):
             continue
         # dbt Core runs in our child process, which must not outlive us: always wait for it
         # (its end is logged); --wait makes its result the exit code, as for dbt Cloud.
         if wait or any(action is a for a in dbt_core):
             end = triggers.call(action.wait(outcome, timeout or DEFAULT_WAIT))
+            triggers.call(trigger.run_ended(outcome, end))  # dbt Core: covers data if success
             log.log(logging.INFO if end.result == "success" else logging.WARNING, "%s", end.message)
             if wait:
                 waited = end

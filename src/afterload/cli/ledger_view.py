@@ -78,7 +78,9 @@ def _covering(state: TriggerState, rows: list[LedgerEntry]) -> LedgerEntry | Non
     best = None
     for row in rows:
         if row.started and (row.covers_transaction or 0) >= state.data.transaction:
-            best = row
+            # A run that covers only once it succeeds (dbt Core): a failed one covers nothing.
+            if not state.on_success or row.status == "success":
+                best = row
     return best
 
 

@@ -136,13 +136,26 @@ class LedgerRecorder:
                 return
             await self.look(action.run_state)
 
+    async def ended(self, run_id: int, status: str, finished_at: datetime) -> None:
+        """A run this process watched to its end (dbt Core): its status and finish time."""
+
+        async def state(rid: int) -> tuple[str, datetime | None] | None:
+            return (status, finished_at) if rid == run_id else None
+
+        await self.look(state, only=run_id)
+
     async def look(
-        self, state: Callable[[int], Awaitable[tuple[str, datetime | None] | None]]
+        self,
+        state: Callable[[int], Awaitable[tuple[str, datetime | None] | None]],
+        *,
+        only: int | None = None,
     ) -> None:
         """One look at each open run; an ended run gets its status and finish time."""
         for key, item in list(self.open.items()):
             run_id = item.entry.run_id
             assert run_id is not None
+            if only is not None and run_id != only:
+                continue
             item.looks += 1
             self.looks += 1
             try:

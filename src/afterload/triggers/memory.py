@@ -42,6 +42,9 @@ class TriggerState(BaseModel):
     """``data`` while no run covers it, else None (written out for a reader of the table)."""
     succeeded: Mark | None = None
     """The newest data transaction covered by a run that ended in success (freshness)."""
+    on_success: bool = False
+    """A run covers data only once it succeeded (dbt Core): a run started and then failed or
+    killed leaves the data owed."""
 
     @property
     def pending(self) -> bool:
@@ -89,6 +92,7 @@ def recover(
     transactions: int,
     committed_at: datetime | None,
     ledger: Iterable[RunRecord],
+    on_success: bool = False,
 ) -> TriggerState:
     """The state after a restart: the checkpoint's, brought up to date by the ledger's runs.
 
@@ -100,11 +104,16 @@ def recover(
         state = TriggerState()
         if transactions > 0 and committed_at is not None:
             state = state.with_data(Mark(transaction=transactions, committed_at=committed_at))
+    if on_success and not state.on_success:
+        # Kept by a version that counted a started run as cover: only successes count.
+        state = state.model_copy(
+            update={"on_success": True, "covered": state.succeeded, "run_id": None}
+        )
     for entry in ledger:
         if entry.covers_transaction is None or entry.covers_committed_at is None:
             continue
         mark = Mark(transaction=entry.covers_transaction, committed_at=entry.covers_committed_at)
-        if entry.started:
+        if entry.started and (not state.on_success or entry.status == "success"):
             state = state.with_run(mark, entry.run_id)
         if entry.status == "success":
             state = state.with_success(mark)
@@ -114,10 +123,11 @@ def recover(
 class TriggerMemory:
     """The state of one trigger, shared by the commit path and the trigger's event loop."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, on_success: bool = False) -> None:
         self.name = name
+        self.on_success = on_success
         self._lock = threading.Lock()
-        self._state = TriggerState()
+        self._state = TriggerState(on_success=on_success)
 
     def __repr__(self) -> str:
         return f"TriggerMemory({self.name!r}, {self.state!r})"
@@ -129,7 +139,7 @@ class TriggerMemory:
 
     def load(self, state: TriggerState) -> None:
         with self._lock:
-            self._state = state
+            self._state = state.model_copy(update={"on_success": self.on_success})
 
     def stamp(self, transaction: int, committed_at: datetime, documents: int) -> JsonValue:
         """The state to commit with ``transaction`` (which owes a run if it stores documents)."""

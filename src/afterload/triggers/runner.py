@@ -63,6 +63,8 @@ class JobTrigger:
         # Kinds whose runs must succeed to cover data (dbt Core) are watched to their end.
         self._confirms = bool(getattr(action, "confirms", False))
         self._watching: set[asyncio.Task[None]] = set()
+        self._covers: dict[int, Mark] = {}
+        """What each watched run (dbt Core) will cover once it succeeds."""
 
     def __repr__(self) -> str:
         return f"JobTrigger({self.action!r})"
@@ -110,9 +112,13 @@ class JobTrigger:
 
     async def _remember(self, outcome: FireOutcome, covering: Mark | None) -> None:
         """The run now covers ``covering``: say so in memory, then in the ledger."""
-        # A rerun from the point of failure covers nothing new: the data stays owed.
-        if self.memory is not None and outcome.started and outcome.covers and covering is not None:
-            self.memory.covered(covering, outcome.run_id)
+        # A rerun from the point of failure covers nothing new: the data stays owed. A run
+        # that covers only once it succeeds (dbt Core) is marked by its watcher instead.
+        if outcome.started and outcome.covers and covering is not None:
+            if self._confirms and outcome.run_id is not None:
+                self._covers[outcome.run_id] = covering
+            elif self.memory is not None:
+                self.memory.covered(covering, outcome.run_id)
         if self.recorder is not None:
             await self.recorder.record(outcome, covering)
 
@@ -132,6 +138,10 @@ class JobTrigger:
                     await asyncio.wait_for(
                         self.recorder.look(self.action.run_state), timeout=min(grace, 5.0)
                     )
+        if self._watching:
+            # A run that just ended (dbt Core) gets its end into memory and the ledger; one
+            # still going is interrupted by the action's close, after this.
+            await asyncio.wait(set(self._watching), timeout=min(grace, 5.0))
         for watcher in list(self._watching):
             watcher.cancel()
         if self._task is not None:
@@ -198,6 +208,7 @@ class JobTrigger:
                 log.exception("%s: unexpected error", self.action.label)
                 end = RunEnd("error", f"failed ({type(exc).__name__})")
             success = end.result == "success"
+            await self._ended(key, end)
             self.core.run_ended(self.clock.monotonic(), key, success=success)
             self._wake.set()
             if success:
@@ -214,6 +225,22 @@ class JobTrigger:
         task = asyncio.create_task(watch(), name=f"afterload-watch {self.action.label} {key}")
         self._watching.add(task)
         task.add_done_callback(self._watching.discard)
+
+    async def run_ended(self, outcome: FireOutcome, end: RunEnd) -> None:
+        """A run that covers data once it succeeds, waited for by the caller (``run --once``),
+        ended: mark what it covers, and write its end to the ledger."""
+        if self._confirms and outcome.run_id is not None:
+            await self._ended(outcome.run_id, end)
+
+    async def _ended(self, key: int, end: RunEnd) -> None:
+        covering = self._covers.pop(key, None)
+        if end.result == "success" and self.memory is not None and covering is not None:
+            self.memory.covered(covering, key)
+            if self.recorder is None:
+                self.memory.succeeded(covering)
+        if self.recorder is not None:
+            status = end.result if end.result in ("success", "cancelled") else "error"
+            await self.recorder.ended(key, status, self.clock.wall())
 
     async def _sleep_or_wake(self, seconds: float | None) -> None:
         waiter = asyncio.ensure_future(self._wake.wait())

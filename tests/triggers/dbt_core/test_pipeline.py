@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from afterload.cli.run import run_materialization
+from afterload.cli.status_view import collect_status
 from afterload.config import load_config
 from afterload.core.stopper import Stopper
 from afterload.pipeline import materialize
@@ -81,8 +82,19 @@ def test_run_once_wait_builds_after_the_commit_with_the_exit_codes(
     cfg = config(tmp_path, project, select="broken")
     assert run_materialization(load_config(cfg), once=True, wait=True) == 1
     assert rows(warehouse, "select count(*), count(distinct id) from orders") == [(45, 45)]
-    # Nothing new committed: no dbt at all.
+    # Nothing new committed, but the failed build left its data owed: the next run builds it
+    # (before, it said nothing was committed and the model stayed stale).
+    assert run_materialization(load_config(cfg), once=True, wait=True) == 1  # still broken
+    cfg = config(tmp_path, project)
     assert run_materialization(load_config(cfg), once=True, wait=True) == 0
+    model, raw = totals(warehouse)
+    assert model == raw and sum(r[1] for r in model) == 45
+    # Nothing new and nothing owed: no dbt at all.
+    loaded = load_config(cfg)
+    assert run_materialization(loaded, once=True, wait=True) == 0
+    (state,) = [t for t in collect_status(loaded).triggers if t["trigger"].startswith("dbt ")]
+    assert not state["pending"] and state["covering_run"]["status"] == "success"
+    assert state["fresh_through"] is not None
 
 
 def test_follow_runs_after_commits_at_most_once_per_interval_and_retries_a_failure(
@@ -126,6 +138,9 @@ def test_follow_runs_after_commits_at_most_once_per_interval_and_retries_a_failu
     assert "model.afterload_test.flaky failed" in caplog.text  # logged in one line
     assert rows(warehouse, "select count(*), count(distinct id) from orders") == [(25, 25)]
     assert not DuckDBTurns(warehouse).busy() and RunSlot(project).holder() is None
+    # Each run's end is in the ledger (before, every row stayed "running"), with its mode.
+    ended = rows(warehouse, "select mode, status from _afterload_runs where run_id is not null")
+    assert ("skip", "error") in ended and ("skip", "success") in ended
 
 
 def flaky_orders(db: Path) -> int | None:

@@ -84,6 +84,11 @@ class DbtCoreAction:
     def __repr__(self) -> str:
         return f"DbtCoreAction({self.runner!r})"
 
+    @property
+    def mode(self) -> str:
+        """The mode in force, for the run ledger."""
+        return self.settings.mode
+
     def note_commit(self, published_at: datetime | None) -> None:
         """A commit stored data published at ``published_at`` (from any thread)."""
         if published_at is not None:
