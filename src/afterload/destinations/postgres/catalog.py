@@ -21,6 +21,7 @@ from afterload.destinations.postgres.dialect import (
     pointer,
     prop_from_comment,
 )
+from afterload.destinations.postgres.locks import LOCK_CLASS
 from afterload.destinations.sql import quote
 
 log = logging.getLogger("afterload.postgres")
@@ -99,6 +100,18 @@ class Catalog:
         existing = self._describe(cur, write.table)
         conn = cur.connection
         qualified = self._q(write.table)
+        if existing is None or any(
+            (have := existing.columns.get(c.name)) is None or have.type is not c.type
+            for c in shape.ordered()
+        ):
+            # A change: another process (a second config on this table) may be making it too.
+            # One at a time per table, till the transaction ends; then look again, fresh.
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                [LOCK_CLASS, "table " + qualified],
+            )
+            self._tables.pop(write.table, None)
+            existing = self._describe(cur, write.table)
         if existing is None:
             defs = []
             for col in shape.ordered():
