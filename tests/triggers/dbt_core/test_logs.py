@@ -76,3 +76,12 @@ def test_first_line_skips_headings() -> None:
     assert first_line("Database Error\n  column not found\n") == "column not found"
     assert first_line("\x1b[31m\n---\n") == ""
     assert len(first_line("x" * 1000)) == 300
+
+
+def test_a_message_ending_in_a_colon_keeps_what_follows() -> None:
+    """dbt's wrong-target error listed the valid targets on the next lines, which were cut."""
+    text = (
+        "The profile 'shop' does not have a target named 'nosuch'. "
+        "The valid target names for this profile are:\n - duckdb\n - prod\n"
+    )
+    assert first_line(text).endswith("are: - duckdb - prod")

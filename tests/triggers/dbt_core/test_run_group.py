@@ -39,3 +39,45 @@ async def test_the_result_waits_until_the_group_left_behind_is_gone(tmp_path: Pa
     result = await run.result()
     assert result.outcome == "success"
     assert gone(run.pid)
+
+
+def test_what_dbt_started_dies_with_afterload_killed(tmp_path: Path) -> None:
+    """afterload SIGKILLed: its dbt child gets SIGTERM (PR_SET_PDEATHSIG), and the guard that
+    starts it takes the whole group, so a process a Python model started does not live on
+    (before, it was left under PID 1)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from afterload.triggers.dbt_core.process import ORPHAN_GUARD
+
+    pidfile = tmp_path / "grandchild.pid"
+    child = (
+        ORPHAN_GUARD + "; import subprocess, time; "
+        "p = subprocess.Popen(['sleep', '300']); "
+        f"open({str(pidfile)!r}, 'w').write(str(os.getpgid(0))); "
+        "time.sleep(300)"
+    )
+    afterload = (  # stands in for afterload: starts the child as the runner does, then waits
+        "import subprocess, sys, time; "
+        "from afterload.triggers.dbt_core.run import die_with_parent; "
+        f"subprocess.Popen([sys.executable, '-c', {child!r}], start_new_session=True, "
+        "preexec_fn=die_with_parent); time.sleep(300)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", afterload], env={**os.environ})
+    try:
+        deadline = time.monotonic() + 30
+        while not pidfile.exists() or not pidfile.read_text():
+            assert time.monotonic() < deadline, "the grandchild never started"
+            time.sleep(0.05)
+        group = int(pidfile.read_text())  # the child leads its group, the grandchild in it
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while not gone(group):
+            assert time.monotonic() < deadline, "the grandchild outlived afterload"
+            time.sleep(0.05)
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -30,7 +30,19 @@ from afterload.triggers.dbt_core.results import DbtResult, connection_problem
 from afterload.triggers.dbt_core.run import GRACE, DbtRun, die_with_parent, log, signal_group
 
 #: What dbt's own ``dbt`` script runs, with the interpreter afterload runs on.
-_ENTRY = "import sys; from dbt.cli.main import cli; sys.argv[0] = 'dbt'; sys.exit(cli())"
+ORPHAN_GUARD = (
+    "import os, signal; _afterload = os.getppid(); "
+    "signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL) "
+    "if os.getppid() != _afterload else (signal.signal(signal.SIGTERM, signal.SIG_DFL), "
+    "os.kill(os.getpid(), signal.SIGTERM)))"
+)
+"""First in the child: the SIGTERM that afterload's death sends (``PR_SET_PDEATHSIG``) takes
+dbt's whole process group with it, so nothing dbt started (a Python model's subprocess)
+outlives afterload; a SIGTERM while afterload lives does what it always did."""
+_ENTRY = (
+    ORPHAN_GUARD + "; import sys; from dbt.cli.main import cli; sys.argv[0] = 'dbt'; "
+    "sys.exit(cli())"
+)
 
 
 @dataclass(frozen=True)
@@ -134,7 +146,9 @@ class DbtCoreRunner:
         rc, lines = await self._quick(self._args("parse", None))
         if rc != 0:
             why = next((line.error for line in lines if line.error), None)
-            msg = f"dbt parse failed: {why or 'see the dbt log'}"
+            # No dbt event (dbt could not even start): its last words, such as a traceback's.
+            last = next((line.text.strip() for line in reversed(lines) if line.text.strip()), "")
+            msg = f"dbt parse failed: {why or last or 'it printed nothing'}"
             return CheckResult(False, msg, time.monotonic() - started)
         if connection:
             args = [*self._args("debug", None), "--connection"]

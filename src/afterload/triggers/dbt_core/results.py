@@ -103,7 +103,13 @@ def _cut(line: str, limit: int) -> str:
 def first_line(text: str, limit: int = 300) -> str:
     """The first informative line of a dbt message, without colours, headings or indentation."""
     lines = _informative(text)
-    return _cut(lines[0], limit) if lines else ""
+    if not lines:
+        return ""
+    head = lines[0]
+    if head.endswith(":") and len(lines) > 1:
+        # "… The valid target names for this profile are:" says nothing without its list.
+        head = " ".join([head, *lines[1:6]])
+    return _cut(head, limit)
 
 
 def node_problem(text: str, limit: int = 300) -> str:
