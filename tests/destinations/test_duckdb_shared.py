@@ -148,7 +148,7 @@ def test_a_reader_in_the_same_process_is_waited_for(tmp_path: Path) -> None:
     def follow() -> None:
         try:
             materialize(load_config(cfg), once=False, stopper=stopper)
-        except BaseException as exc:  # noqa: BLE001 - the test reports it
+        except BaseException as exc:
             errors.append(exc)
 
     follower = threading.Thread(target=follow)

@@ -77,10 +77,10 @@ def _covering(state: TriggerState, rows: list[LedgerEntry]) -> LedgerEntry | Non
         return None
     best = None
     for row in rows:
-        if row.started and (row.covers_transaction or 0) >= state.data.transaction:
-            # A run that covers only once it succeeds (dbt Core): a failed one covers nothing.
-            if not state.on_success or row.status == "success":
-                best = row
+        # A run that covers only once it succeeds (dbt Core): a failed one covers nothing.
+        counts = not state.on_success or row.status == "success"
+        if row.started and counts and (row.covers_transaction or 0) >= state.data.transaction:
+            best = row
     return best
 
 
