@@ -141,7 +141,7 @@ class JobTrigger:
         if self._watching:
             # A run that just ended (dbt Core) gets its end into memory and the ledger; one
             # still going is interrupted by the action's close, after this.
-            await asyncio.wait(set(self._watching), timeout=min(grace, 5.0))
+            await asyncio.wait(set(self._watching), timeout=min(grace, 1.0))
         for watcher in list(self._watching):
             watcher.cancel()
         if self._task is not None:

@@ -158,14 +158,17 @@ class SharedDuckDBDestination(DuckDBDestination):
         return con
 
     def release(self) -> None:
-        """Let the file go (readers, dbt may open it) until the next commit takes it back."""
-        if self._con is not None:
-            with contextlib.suppress(duckdb.Error):
-                self._con.close()
-            self._con = None
-        if self._turn_fd is not None:
-            os.close(self._turn_fd)
-            self._turn_fd = None
+        """Let the file go (readers, dbt may open it) until the next commit takes it back.
+        In the turn: the core may let go from its own thread while a ledger write (on the
+        triggers' thread) uses the connection."""
+        with self._turn:
+            if self._con is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.close()
+                self._con = None
+            if self._turn_fd is not None:
+                os.close(self._turn_fd)
+                self._turn_fd = None
 
     def _connect_politely(self) -> duckdb.DuckDBPyConnection:
         """Connect; while another process holds the file, wait (one log line per wait)."""
