@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from afterload.core import exactjson
 from afterload.core.checkpoint import Checkpoint
+from afterload.core.documents import DocumentParser
 from afterload.core.schema import ColumnType, LineProblem, TableShape
 from afterload.destinations.base import TableWrite
 from afterload.destinations.config import PostgresConfig
@@ -166,10 +167,12 @@ def schema() -> Iterator[str]:
 def accepted(shape: TableShape, docs: list[dict[str, Any]], embedded: bool) -> list[bytes]:
     """The lines the driver would let through (it checks each against the shape)."""
     lines = []
+    # The driver's own parse: it also reads a declared integer's `2.0` as the integer it is.
+    parser = DocumentParser(shape, ["/k/id", "/k/b~1c"], hard_delete=False, forbid_nul=True)
     for doc in docs:
         line = dumps(doc).encode()
         try:
-            shape.observe(exactjson.loads(line))
+            parser.parse(line)
         except LineProblem:
             continue
         if embedded:
@@ -228,6 +231,8 @@ def test_server_shredded_rows_equal_the_python_encoder(
     dest.open(table)
     try:
         for n, lines in enumerate([first, second]):
+            if not lines:
+                continue  # the materializer writes no binding whose documents were all bad
             snap = shape.snapshot()
             write = TableWrite("t", table, snap, lines, embedded_document=embedded)
             dest.commit([write], Checkpoint(driver={"n": n}), NOW)
