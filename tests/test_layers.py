@@ -28,6 +28,7 @@ CORE_DATA = (
     "afterload.core.survey",
     "afterload.core.values",
     "afterload.core.temporal",
+    "afterload.core.repeated_names",
 )
 DESTINATION_API = ("afterload.destinations.base",)
 

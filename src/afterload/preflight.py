@@ -30,10 +30,14 @@ class Finding:
     ok: bool
 
 
-def preflight(loaded: LoadedConfig) -> list[Finding]:
-    """Everything ``run`` would refuse in ``loaded`` (``ok=False``), and what it will create."""
+def preflight(loaded: LoadedConfig, *, committed_state: bool = True) -> list[Finding]:
+    """Everything ``run`` would refuse in ``loaded`` (``ok=False``), and what it will create.
+
+    ``committed_state`` reads the committed checkpoint (read-only) for a changed key; ``run``
+    skips it: it checks the same, in the same words, on the checkpoint it opens anyway
+    (``ndjson/bindings.build_bindings``), so its start opens the destination once."""
     findings = [Finding("bindings", p, False) for p in binding_problems(loaded)]
-    committed = _committed(loaded)
+    committed = _committed(loaded) if committed_state else None
     if committed is not None and not findings:
         findings += [Finding("bindings", p, False) for p in changed_keys(loaded, committed)]
     path = duckdb_path(loaded.config.destination, loaded.base_dir)
@@ -77,6 +81,6 @@ def _committed(loaded: LoadedConfig) -> Checkpoint | None:
 
 def require_runnable(loaded: LoadedConfig) -> None:
     """Raise :class:`ConfigError` with every problem :func:`preflight` finds, before ``run``."""
-    problems = [f.text for f in preflight(loaded) if not f.ok]
+    problems = [f.text for f in preflight(loaded, committed_state=False) if not f.ok]
     if problems:
         raise ConfigError(problems)

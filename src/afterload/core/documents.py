@@ -17,6 +17,7 @@ import orjson
 
 from afterload.core import exactjson
 from afterload.core.pointers import escape, resolve
+from afterload.core.repeated_names import inner_names, may_repeat_a_name, repeated_name
 from afterload.core.schema import (
     EXACT_DOUBLE,
     INT64_MAX,
@@ -98,8 +99,8 @@ class DocumentParser:
             raise LineProblem(str(exc)) from None
         if type(doc) is not dict:
             raise LineProblem(f"is {_kind(doc)}, not a JSON object")
-        if _may_repeat_a_name(raw, doc):
-            twice = _repeated_name(raw)
+        if may_repeat_a_name(raw, doc):
+            twice = repeated_name(raw)
             if twice is not None:
                 raise LineProblem(
                     f"has the property {twice!r} twice; a document names each property once"
@@ -211,7 +212,7 @@ class DocumentParser:
             # when the text has no more of those than the document has names, none repeats.
             ends = raw.count(b'":')
             size = len(doc)
-            if ends > size and (not containers or ends > size + _inner_names(doc, containers)):
+            if ends > size and (not containers or ends > size + inner_names(doc, containers)):
                 break
             if b'" ' in raw or b'"\t' in raw or b'"\r' in raw:
                 break
@@ -313,42 +314,6 @@ def _integers_read_exactly(raw: bytes, doc: dict[str, Any], shape: TableShape) -
     return doc
 
 
-def _may_repeat_a_name(raw: bytes, doc: dict[str, Any]) -> bool:
-    """False when ``raw`` surely names no top-level property twice; cheap, no false "False".
-
-    orjson keeps a repeated name's last value and DuckDB's ``json_transform`` its first, so
-    such a line is a bad line (:func:`_repeated_name` decides). Every name in the text ends in
-    ``"`` then optional whitespace then ``:``; if the text has no more such endings than the
-    parsed document has names at all levels, no name was folded away.
-    """
-    if b'" ' in raw or b'"\t' in raw or b'"\r' in raw:
-        return True  # a name may end in whitespace before its colon: let the parser count
-    ends = raw.count(b'":')
-    return ends > len(doc) and ends > _names(doc)
-
-
-def _names(value: Any) -> int:
-    """Property names in a parsed object or array, at every level (without recursion: orjson
-    reads nesting deeper than Python's recursion limit)."""
-    count = 0
-    stack = [value]
-    while stack:
-        value = stack.pop()
-        if type(value) is dict:
-            count += len(value)
-            value = value.values()
-        for inner in value:
-            kind = type(inner)
-            if kind is dict or kind is list:
-                stack.append(inner)
-    return count
-
-
-def _inner_names(doc: dict[str, Any], containers: tuple[str, ...]) -> int:
-    """Property names inside the document's objects and arrays (its own not counted)."""
-    return sum(_names(doc[name]) for name in containers)
-
-
 _FLOAT_LIMIT = float(2**63)
 """orjson reads every integer in [-2^63, 2^64) as an int; one past it, as a float this large."""
 
@@ -359,21 +324,6 @@ def _small_floats(doc: dict[str, Any], names: tuple[str, ...]) -> bool:
         if value >= _FLOAT_LIMIT or value <= -_FLOAT_LIMIT:
             return False
     return True
-
-
-def _repeated_name(raw: bytes) -> str | None:
-    """The first top-level property name that ``raw`` (valid JSON) gives twice, if any."""
-    top: list[list[tuple[str, Any]]] = []
-    try:
-        json.loads(raw, object_pairs_hook=top.append)  # the last object closed is outermost
-    except (ValueError, RecursionError):  # nesting near orjson's limit of 1024
-        return None
-    seen: set[str] = set()
-    for name, _ in top[-1]:
-        if name in seen:
-            return name
-        seen.add(name)
-    return None
 
 
 INT64 = (INT64_MIN, INT64_MAX)

@@ -9,7 +9,6 @@ is read once its newline arrives, or by the next run.
 from __future__ import annotations
 
 import glob
-import hashlib
 import logging
 import os
 import select
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from afterload.core.checkpoint import FilePosition
 from afterload.errors import AfterloadError
+from afterload.ndjson.identity import DIGEST_SPAN, digest_at, digest_of, names_file
 
 log = logging.getLogger("afterload.sources")
 
@@ -30,38 +30,6 @@ STDIN = "-"
 BLOCK = 1 << 20
 MAX_LINE_BYTES = 256 << 20
 """A line longer than this is refused rather than buffered without bound."""
-
-
-DIGEST_SPAN = 256
-"""Bytes digested at each end of what was read: enough to tell two files apart."""
-
-
-def digest_of(fd: int, offset: int) -> str:
-    """The digest of a file's first and last ``DIGEST_SPAN`` bytes before ``offset``."""
-    span = min(offset, DIGEST_SPAN)
-    head = os.pread(fd, span, 0)
-    tail = os.pread(fd, span, offset - span)
-    return hashlib.blake2b(head + tail, digest_size=8).hexdigest()
-
-
-def _digest_at(path: Path, offset: int) -> str | None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        return digest_of(fd, offset)
-    finally:
-        os.close(fd)
-
-
-def _names(path: Path | None, st: os.stat_result) -> bool:
-    """Whether ``path`` still names the file ``st`` describes (a second hard link is no move)."""
-    try:
-        now = path.stat() if path is not None else None
-    except OSError:
-        return False
-    return now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
 
 
 class SourceError(AfterloadError):
@@ -361,7 +329,7 @@ class Source:
         except OSError:
             return False
         for old, cursor in list(self.cursors.items()):
-            if cursor.identity() == (st.st_dev, st.st_ino) and not _names(cursor.path, st):
+            if cursor.identity() == (st.st_dev, st.st_ino) and not names_file(cursor.path, st):
                 del self.cursors[old]
                 self._positions.pop(old, None)
                 cursor.display, cursor.path, cursor.moved = display, path, False
@@ -370,7 +338,7 @@ class Source:
                 return True
         for old in orphans:
             position = self._positions[old]
-            if position.offset > st.st_size or _digest_at(path, position.offset) != position.digest:
+            if position.offset > st.st_size or digest_at(path, position.offset) != position.digest:
                 continue
             orphans.remove(old)
             del self._positions[old]
@@ -388,7 +356,7 @@ class Source:
                 return False
         except OSError:
             return False
-        return _digest_at(path, position.offset) == position.digest
+        return digest_at(path, position.offset) == position.digest
 
     def read(self, max_lines: int, max_bytes: int, wait: float = 0.0) -> Chunk | None:
         for cursor in self._order:
