@@ -87,6 +87,9 @@ class LedgerRecorder:
         self.looks = 0
         """Calls made to follow runs (for tests and metrics: they stay bounded)."""
         self.finished: list[Callable[[RunRecord, str], None]] = []
+        self.since = self.clock.wall()
+        """When this process's recorder began: older open rows are an earlier process's."""
+        self._earlier_closed = False
 
     async def _write(self, what: str, call: Callable[[], None]) -> bool:
         try:
@@ -108,6 +111,37 @@ class LedgerRecorder:
         for entry in rows:
             if entry.trigger == self.memory.name:
                 self.open[entry.entry] = _Open(entry)
+
+    async def close_earlier(self) -> None:
+        """Runs an earlier process started as its own children (dbt Core) and never saw end:
+        they ended with it (interrupted at its stop, or killed with it by the orphan guard),
+        so they are written down as cancelled, now, instead of staying "running" for ever.
+        Their data stays owed: only a success covers it. Once per process; rows this process
+        wrote are never touched."""
+        if self._earlier_closed:
+            return
+        self._earlier_closed = True
+        try:
+            rows = await asyncio.to_thread(
+                self.ledger.read_runs, self.materialization, last=50, open_only=True
+            )
+        except AfterloadError as exc:
+            log.warning("%s: the run ledger could not be read: %s", self.job, exc)
+            return
+        for entry in rows:
+            if entry.trigger != self.memory.name or entry.created_at >= self.since:
+                continue
+            key, when = entry.entry, self.clock.wall()
+
+            def finish(key: str = key, when: datetime = when) -> None:
+                self.ledger.finish_run(key, "cancelled", when)
+
+            if await self._write("an earlier run's end", finish):
+                log.info(
+                    "%s: run %s of an earlier process ended with it; recorded as cancelled",
+                    self.job,
+                    entry.run_id,
+                )
 
     async def record(self, outcome: FireOutcome, covering: Mark | None) -> RunRecord:
         entry = RunRecord(

@@ -82,6 +82,10 @@ class JobTrigger:
         if self.recorder is None or self._follower is not None:
             return
         if not isinstance(self.action, FollowsRuns):
+            if self._confirms:
+                self._follower = asyncio.create_task(
+                    self.recorder.close_earlier(), name=f"afterload-close {self.action.label}"
+                )
             return
         recorder, action = self.recorder, self.action
 
@@ -104,6 +108,8 @@ class JobTrigger:
     async def fire_now(self) -> FireOutcome:
         """One fire now, outside the schedule (``run --once`` at its end)."""
         async with self._firing:
+            if self._confirms and self.recorder is not None:
+                await self.recorder.close_earlier()
             covering = self.memory.covering() if self.memory is not None else None
             outcome = await self.action.fire()
             await self._remember(outcome, covering)

@@ -186,6 +186,13 @@ def test_afterload_sigkilled_while_dbt_runs_loses_nothing_and_catches_up(
     ]
     model, raw = totals(warehouse)
     assert model == raw
+    # The killed process's run ended with it: the ledger says so instead of "running".
+    ended = rows(
+        warehouse,
+        "select status from _afterload_runs where run_id is not null order by created_at",
+    )
+    assert len(ended) >= 2 and ended[-1] == ("success",)
+    assert set(ended[:-1]) == {("cancelled",)}
 
 
 def test_postgres_loads_and_builds_at_once(
