@@ -40,9 +40,12 @@ FIELDS = ("binding", "transaction", "counts", "reason", "run", "file")
 
 _FLAGS = frozenset({"-v", "--verbose"})
 _WITH_VALUE = frozenset({"--log-level", "--log-format"})
-_NOISY = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "stamina": logging.ERROR}
-"""Libraries whose records are internals (every request URL, every retry): shown only at
-debug; above it, only at this level and higher (our own records say what matters)."""
+_NOISY = {"stamina": logging.ERROR}
+"""Libraries whose records are internals (every retry): shown only at debug; above it, only
+at this level and higher (our own records say what matters)."""
+_NEVER_BELOW = {"httpx": logging.WARNING, "httpcore": logging.WARNING}
+"""Libraries whose records hold what a server sent and where to (a webhook URL's path is its
+secret, a reason phrase may echo a header): never shown below WARNING, not even at debug."""
 
 
 def hoist_global_options(args: Sequence[str]) -> list[str]:
@@ -128,3 +131,5 @@ def setup_logging(
     logging.basicConfig(level=numeric, format="%(message)s", handlers=[handler], force=True)
     for name, quiet in _NOISY.items():
         logging.getLogger(name).setLevel(logging.NOTSET if numeric <= logging.DEBUG else quiet)
+    for name, floor in _NEVER_BELOW.items():
+        logging.getLogger(name).setLevel(floor)

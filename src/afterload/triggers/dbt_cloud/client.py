@@ -19,6 +19,7 @@ import httpx
 
 from afterload import __version__
 from afterload.clock import Clock, SystemClock
+from afterload.redaction import hide, reason
 from afterload.triggers.dbt_cloud.errors import (
     DbtCloudError,
     Transient,
@@ -297,12 +298,13 @@ class DbtCloudClient:
                 "429 Too Many Requests", retry_after=retry_after_seconds(response), sent=False
             )
         if code == 408 or code >= 500:
-            reason = response.reason_phrase or ""
-            raise Transient(f"{code} {reason}".strip(), retry_after=retry_after_seconds(response))
+            raise Transient(
+                f"{code} {reason(code)}".strip(), retry_after=retry_after_seconds(response)
+            )
         if code >= 400:
             raise self._client_error(code, body, path, what)
         if not isinstance(body, dict) or "data" not in body:
-            kind = response.headers.get("content-type", "no content type")
+            kind = self._hide(response.headers.get("content-type", "no content type"))
             raise Transient(f"{code} with a body that is not dbt's JSON envelope ({kind})")
         status = body.get("status")
         if isinstance(status, dict) and status.get("is_success") is False:
@@ -339,16 +341,18 @@ class DbtCloudClient:
             text = f"dbt Cloud rejected the request {self._endpoint(path)}: {field_messages(body)}"
         else:
             text = f"dbt Cloud answered {self._endpoint(path)} with {code}{detail}"
-        # A server may echo the request's Authorization header in its answer: never the key.
-        secret = self._http.headers.get("Authorization", "").removeprefix("Token ")
-        if secret:
-            text = text.replace(secret, "(hidden)")
-        return DbtCloudError(text, fatal=True, status_code=code)
+        return DbtCloudError(self._hide(text), fatal=True, status_code=code)
+
+    def _hide(self, text: str) -> str:
+        """A server may echo the request's Authorization header in its answer: never the
+        key, in any case or cut short."""
+        return hide(text, [self._http.headers.get("Authorization", "").removeprefix("Token ")])
 
     def _gave_up(self, path: str, last: Transient) -> DbtCloudError:
         tries = f" (after up to {self.retry.attempts} attempts)" if self.retry.attempts > 1 else ""
         return DbtCloudError(
-            f"dbt Cloud at {self._endpoint(path)} could not be used: {last.detail}{tries}",
+            f"dbt Cloud at {self._endpoint(path)} could not be used: "
+            f"{self._hide(last.detail)}{tries}",
             fatal=False,
         )
 

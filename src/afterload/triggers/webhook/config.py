@@ -126,6 +126,11 @@ class WebhookTrigger(_Strict):
         """The headers in clear, for the request and the template only."""
         return {name: value.get_secret_value() for name, value in self.headers.items()}
 
+    def url_secrets(self) -> list[str]:
+        """The URL's path and query, hidden wherever a receiver echoes them."""
+        parts = urlsplit(self.url)
+        return [p for p in (parts.path, parts.query) if p.strip("/")]
+
     def endpoint(self) -> str:
         """The URL without path, query or credentials: safe for log lines (a Slack URL's
         path is its secret)."""

@@ -25,6 +25,7 @@ import httpx
 import stamina
 
 from afterload import __version__
+from afterload.redaction import hide, reason
 from afterload.triggers.webhook.config import WebhookTrigger
 from afterload.triggers.webhook.template import TemplateError
 from afterload.triggers.webhook.window import TriggerVariables
@@ -124,10 +125,7 @@ def _describe(exc: httpx.TransportError, timeout: float) -> str:
 
 def _excerpt(response: httpx.Response, secrets: list[str]) -> str:
     """A short, printable piece of the answer's body, any header value in it hidden."""
-    text = response.text[:300]
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "(hidden)")
+    text = hide(response.text[:300], secrets)
     text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     return f": {text[:160]}" if text else ""
 
@@ -135,8 +133,7 @@ def _excerpt(response: httpx.Response, secrets: list[str]) -> str:
 def _answer(response: httpx.Response, secrets: list[str]) -> tuple[int, str, float | None]:
     """Status, words for a log line, and the server's ``Retry-After`` of one answer."""
     status = response.status_code
-    reason = response.reason_phrase or ""
-    detail = f"answered {status} {reason}".rstrip() + _excerpt(response, secrets)
+    detail = f"answered {status} {reason(status)}".rstrip() + _excerpt(response, secrets)
     if 300 <= status < 400:
         detail += " (redirects are not followed: set url to the final address)"
     return status, detail, parse_retry_after(response.headers.get("Retry-After"))
@@ -163,7 +160,7 @@ async def deliver(
         request_headers["Content-Type"] = "application/json"
     request_headers.update(headers)
     timeout = trigger.timeout.total_seconds()
-    secrets = list(headers.values())
+    secrets = [*headers.values(), *trigger.url_secrets()]
 
     attempts = 0
     status: int | None = None
