@@ -159,7 +159,7 @@ def test_new_properties_become_columns_in_the_order_they_first_appear(
 
 # -- the two paths side by side ------------------------------------------------------------
 
-NAMES = ["n", "x", "s", "ts", "o", "ünï", "a b", "x/y", "~t", "_meta"]
+NAMES = ["n", "x", "s", "ts", "o", "ünï", "a b", "x/y", "~t", "_meta", "rowid", "r"]
 hostile_text = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=4
 ) | st.sampled_from(["", "\x00", '":', "\\", "é" * 3, "NaN", "a,]", "1e400", " : "])
@@ -214,11 +214,13 @@ def inputs(draw: st.DrawFn) -> list[bytes]:
     return lines
 
 
-def materialize(tmp: Path, lines: list[bytes], *, survey: bool, rejects: bool) -> Any:
+def materialize(
+    tmp: Path, lines: list[bytes], *, survey: bool, rejects: bool, key: str = "/id"
+) -> Any:
     tmp.mkdir()
     (tmp / "data").mkdir()
     (tmp / "data" / "1.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
-    binding: dict[str, Any] = {"source": "data/*.jsonl", "table": "t", "key": ["/id"]}
+    binding: dict[str, Any] = {"source": "data/*.jsonl", "table": "t", "key": [key]}
     if rejects:
         binding["rejects"] = "rejects.jsonl"
     loaded = write_config(tmp, [binding], transaction={"max_documents": 7})
@@ -276,3 +278,28 @@ def test_the_generated_input_does_reach_duckdb_unparsed(tmp_path: Path) -> None:
     assert content == [
         (i, str(25 + i), json.dumps({"id": i, "s": str(25 + i)}).replace(" ", "")) for i in range(5)
     ]
+
+
+@pytest.mark.parametrize(
+    ("key", "other"),
+    [("id", "rowid"), ("id", "RowID"), ("r", "v"), ("_r", "r"), ("id", "r")],
+)
+def test_columns_named_like_the_merges_own_names_keep_one_row_per_key(
+    tmp_path: Path, key: str, other: str
+) -> None:
+    """A column named ``rowid`` hides DuckDB's row numbers, and one named ``r`` met the
+    merge's alias: keys were duplicated and older rows kept. Keys repeat within and across
+    transactions (7 documents each), with ``other`` falling as the lines go on."""
+    lines = [
+        json.dumps({key: i % 4, other: 100 - i, "v2": f"line {i}"}).encode() for i in range(30)
+    ]
+    expected = {}
+    for i in range(30):
+        expected[i % 4] = (100 - i, f"line {i}")
+    for survey in (False, True):
+        _, content, _, error = materialize(
+            tmp_path / f"s{survey}", lines, survey=survey, rejects=False, key=f"/{key}"
+        )
+        assert error is None
+        got = {row[0]: row[1:3] for row in content}
+        assert len(content) == 4 and got == expected, (survey, content)

@@ -113,25 +113,26 @@ class Writer(Catalog):
         cols = [c.name for c in shape.ordered()]
         sub = self._select(staged.path, shape, cols, staged.longest)
         target, values = self._row(write, published_at)
-        if (
-            shape.key
-            and not shape.delta
-            and (self.keyed(write.table) or self._indexed(write.table))
-        ):
+        merged = bool(shape.key) and not shape.delta
+        if not merged:
+            write.written = _count(
+                con.execute(f"INSERT INTO {table} ({target}) SELECT {values} FROM ({sub})")
+            )
+            return
+        if self.keyed(write.table) or self._indexed(write.table) or _shadows_rowid(shape):
+            # A column named rowid hides DuckDB's row numbers, which the merge below needs.
             self._replace_staged(write, sub, target, values)
             return
         before = _count(con.execute(f"SELECT coalesce(max(rowid), -1) FROM {table}"))
-        merged = bool(shape.key) and not shape.delta
-        if merged and before >= 0 and write.table not in self._fresh and self._repeats(write):
+        if before >= 0 and write.table not in self._fresh and self._repeats(write):
             sub = _last_per_key(sub, shape.key)
         inserted = _count(
             con.execute(f"INSERT INTO {table} ({target}) SELECT {values} FROM ({sub})")
         )
         write.written = inserted
-        if not merged:
-            return
         keys = ", ".join(quote(k) for k in shape.key)
-        new = f"SELECT rowid AS r, {keys} FROM {table} WHERE rowid > {before}"
+        r = quote(_spare(shape, "r"))
+        new = f"SELECT rowid AS {r}, {keys} FROM {table} WHERE rowid > {before}"
         distinct = _count(
             con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM ({new}))")
         )
@@ -142,7 +143,7 @@ class Writer(Catalog):
             self._fresh.discard(write.table)
             con.execute(
                 f"DELETE FROM {table} WHERE rowid > {before} AND rowid NOT IN "
-                f"(SELECT max(r) FROM ({new}) GROUP BY {keys})"
+                f"(SELECT max({r}) FROM ({new}) GROUP BY {keys})"
             )
             write.written = distinct
         if not created and before >= 0:
@@ -167,9 +168,10 @@ class Writer(Catalog):
         return bool(row and row[0])
 
     def _replace_staged(self, write: TableWrite, sub: str, target: str, values: str) -> None:
-        """A table with a PRIMARY KEY (made by an older version) or a unique index a user
-        added: an index checks each row as it is inserted, so reduce first, then replace (or
-        delete the staged keys, then insert)."""
+        """A table with a PRIMARY KEY (made by an older version), a unique index a user
+        added (an index checks each row as it is inserted) or a column named ``rowid`` (the
+        merge by row number cannot run): reduce first, then replace (or delete the staged
+        keys, then insert)."""
         con = self.con
         table = self._q(write.table)
         shape = write.shape
@@ -241,6 +243,20 @@ class Writer(Catalog):
         if self._stage_dir is not None:
             for entry in os.scandir(self._stage_dir):
                 Path(entry.path).unlink()
+
+
+def _shadows_rowid(shape: TableShape) -> bool:
+    """Whether a column is named ``rowid`` (DuckDB resolves names in any case): DuckDB then
+    reads the column where the merge means its row numbers."""
+    return any(name.casefold() == "rowid" for name in shape.columns)
+
+
+def _spare(shape: TableShape, name: str) -> str:
+    """``name``, or a longer one no column of the table has (an alias beside its columns)."""
+    taken = {n.casefold() for n in shape.columns}
+    while name.casefold() in taken:
+        name = f"_{name}"
+    return name
 
 
 def _last_per_key(sub: str, key: list[str]) -> str:
