@@ -14,6 +14,7 @@ BASE = (
     "afterload.durations",
     "afterload.fields",
     "afterload.writability",
+    "afterload.redaction",
 )
 CORE_DATA = (
     "afterload.core.schema",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from afterload.ndjson import sources
+from afterload.ndjson import cursor
 from afterload.ndjson.sources import LineTooLong, Position, Source, SourceError
 
 
@@ -89,7 +89,7 @@ def test_a_line_of_many_megabytes_is_read_whole(tmp_path: Path) -> None:
 def test_a_line_beyond_the_limit_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(cursor, "MAX_LINE_BYTES", 1000)
     (tmp_path / "a.jsonl").write_bytes(b"1\n" + b"x" * 5000)
     src = Source("a.jsonl", tmp_path, {})
     with pytest.raises(LineTooLong, match=r"a.jsonl:2: the line is longer"):
@@ -202,6 +202,25 @@ def test_a_file_renamed_within_the_glob_goes_on_where_it_was(tmp_path: Path) -> 
     again = Source("*.jsonl", tmp_path, positions)
     assert drain(again) == []
     assert sorted(again.positions()) == ["app-2.jsonl", "app.jsonl"]
+
+
+def test_a_file_renamed_out_of_the_glob_and_grown_stops_the_run(tmp_path: Path) -> None:
+    """After a restart, a committed file gone from the glob: deleted, or renamed whole, is
+    no loss; renamed and written on, its new lines would be lost without a word."""
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(lines(1, 3, "x"))
+    src = Source("app*.jsonl", tmp_path, {})
+    assert ids(src) == [1, 2, 3]
+    positions = src.positions()
+    src.close()
+    path.rename(tmp_path / "old.log")
+    assert drain(Source("app*.jsonl", tmp_path, positions)) == []  # renamed whole: fine
+    with open(tmp_path / "old.log", "ab") as f:
+        f.write(lines(4, 1, "x"))
+    with pytest.raises(SourceError, match=r"app.jsonl was renamed old.log, which the glob"):
+        Source("app*.jsonl", tmp_path, positions)
+    (tmp_path / "old.log").unlink()
+    assert drain(Source("app*.jsonl", tmp_path, positions)) == []  # deleted: fine
 
 
 def test_a_second_hard_link_is_a_new_file_not_a_move(tmp_path: Path) -> None:

@@ -5,8 +5,15 @@ framework lets a handler choose the reason phrase."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +161,54 @@ def test_debug_logging_keeps_http_libraries_quiet() -> None:
     finally:
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
+
+
+def test_a_hung_dbt_cloud_does_not_hold_back_the_first_commit(tmp_path: Path) -> None:
+    """The run's start-up check of the job is one short attempt: with a dbt Cloud that
+    accepts connections and never answers, the first commit came after the retries' two
+    minutes; now after the check's few seconds (the margin here is generous)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = listener.getsockname()[1]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "1.jsonl").write_text('{"id": 1}\n')
+    (tmp_path / "c.yaml").write_text(
+        "name: hung\n"
+        "destination: {duckdb: {path: w.duckdb}}\n"
+        "bindings: [{source: data/*.jsonl, table: t, key: [/id]}]\n"
+        f"dbt_job_trigger: {{access_url: 'http://127.0.0.1:{port}', account_id: 1, "
+        f"job_id: 2, api_key: '{KEY}'}}\n"
+    )
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "afterload", "run", "c.yaml"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "committed transaction" in line:
+                break
+        took = time.monotonic() - started
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        listener.close()
+        for conn in held:
+            conn.close()
+    assert any("committed transaction" in line for line in lines), "".join(lines)
+    assert took < 45, f"the first commit waited {took:.0f} s for dbt Cloud"
+    assert any("materializing anyway" in line for line in lines), "".join(lines)

@@ -41,3 +41,28 @@ def names_file(path: Path | None, st: os.stat_result) -> bool:
     except OSError:
         return False
     return now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+
+
+SEARCHED = 10_000
+"""Directory entries looked at for a vanished file's new name (a bound for huge folders)."""
+
+
+def grown_elsewhere(where: Path, offset: int, digest: str) -> Path | None:
+    """A file in ``where`` whose bytes before ``offset`` have ``digest`` and that holds more:
+    a file that vanished from a glob (rotated to a name it does not match) and grew since."""
+    try:
+        entries = os.scandir(where)
+    except OSError:
+        return None
+    with entries:
+        for n, entry in enumerate(entries):
+            if n >= SEARCHED:
+                break
+            try:
+                if not entry.is_file() or entry.stat().st_size <= offset:
+                    continue
+            except OSError:
+                continue
+            if digest_at(Path(entry.path), offset) == digest:
+                return Path(entry.path)
+    return None

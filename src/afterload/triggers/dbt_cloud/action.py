@@ -164,8 +164,16 @@ class DbtCloudAction:
         return run.id
 
     async def check(self) -> str:
-        """Read the job, which proves the URL, the key, the account and the job id together."""
-        job = self.job = await self.client.get_job()
+        """Read the job, which proves the URL, the key, the account and the job id together.
+
+        One attempt with a short timeout (unless a client was handed in): someone waits on a
+        check — the ``check`` command, or a run before its first commit — and a hung dbt
+        Cloud must not hold loading back for the retries' two minutes."""
+        if self._own_client:
+            async with DbtCloudClient.interactive(self.settings.target()) as quick:
+                job = self.job = await quick.get_job()
+        else:
+            job = self.job = await self.client.get_job()
         s = self.settings
         return (
             f"dbt Cloud job {job.id} ({job.name or 'unnamed'}) in account {s.account_id} "
