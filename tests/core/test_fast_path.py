@@ -232,6 +232,7 @@ class Recording:
     stores_nul = True
     optional_document = True
     empty_names = True
+    far_offsets = True
     wide_ints: int | None = 128
 
     def __init__(self, delay: float = 0.05, fail_at: int | None = None) -> None:

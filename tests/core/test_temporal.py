@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from afterload.core.temporal import date_problem, date_time_problem
+from afterload.core.temporal import date_problem, date_time_problem, far_offset_problem
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -132,3 +132,17 @@ def test_a_date_taken_is_the_date_duckdb_reads(con: duckdb.DuckDBPyConnection, d
     value = day.isoformat()
     assert date_problem(value) is None
     assert duckdb_reads(con, value, "DATE") == day
+
+
+@pytest.mark.parametrize(
+    ("value", "far"),
+    [
+        ("0001-01-01T10:00:00+16:00", True),
+        ("9999-12-31T23:59:59-23:59", True),
+        ("0001-01-01T10:00:00+15:59", False),  # PostgreSQL reads the offset itself
+        ("2026-12-03T10:15:00+23:59", False),  # sent as its UTC instant
+        ("0001-01-01T00:00:00Z", False),
+    ],
+)
+def test_only_far_offsets_outside_the_utc_years_are_a_problem(value: str, far: bool) -> None:
+    assert (far_offset_problem(value) is not None) is far

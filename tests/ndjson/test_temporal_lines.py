@@ -107,3 +107,30 @@ def test_a_date_time_key_is_one_row_per_instant_however_it_is_spelled(
     )
     assert run_materialization(loaded, once=True) == 0
     assert warehouse.rows("SELECT id FROM events ORDER BY id") == [(4,)]
+
+
+def test_a_date_time_postgres_cannot_read_is_a_bad_line_and_the_rest_commits(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    """Outside the years 0001 to 9999 in UTC, with an offset of 16 hours or more: PostgreSQL
+    cannot read it. That once stopped the run at commit, naming no line and holding back the
+    transaction's good lines; it is a bad line there now (DuckDB stores it)."""
+    loaded = events(tmp_path, warehouse, key=["/id"], rejects="rejects.jsonl")
+    far = {1: "0001-01-01T10:00:00+16:00", 2: "9999-12-31T23:59:59-23:59"}
+    docs = [{"id": i, "at": at} for i, at in far.items()]
+    docs += [{"id": 3, "at": "0001-01-01T10:00:00+15:59"}, {"id": 4, "at": "2026-01-01T00:00:00Z"}]
+    write_lines(tmp_path / "ev.jsonl", docs)
+    assert run_materialization(loaded, once=True) == 0
+
+    ids = [r[0] for r in warehouse.rows("SELECT id FROM events ORDER BY id")]
+    path = tmp_path / "rejects.jsonl"
+    rejected = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if warehouse.kind == "duckdb":
+        assert ids == [1, 2, 3, 4] and rejected == []
+        return
+    assert ids == [3, 4]
+    assert [(r["source"], r["line"]) for r in rejected] == [("ev.jsonl", 1), ("ev.jsonl", 2)]
+    assert rejected[0]["reason"] == (
+        "/at '0001-01-01T10:00:00+16:00' is outside the years 0001 to 9999 in UTC, with an "
+        "offset of 16 hours or more, which PostgreSQL cannot read"
+    )

@@ -50,8 +50,16 @@ def shape_from_json_schema(
     delta: bool,
     wide_ints: int | None = 128,
     empty_names: bool = True,
+    far_offsets: bool = True,
 ) -> TableShape:
-    shape = TableShape(binding, key, delta=delta, wide_ints=wide_ints, empty_names=empty_names)
+    shape = TableShape(
+        binding,
+        key,
+        delta=delta,
+        wide_ints=wide_ints,
+        empty_names=empty_names,
+        far_offsets=far_offsets,
+    )
     props = schema.get("properties")
     if not isinstance(props, Mapping):
         raise SchemaError(f"{binding}: the JSON Schema has no top-level properties")

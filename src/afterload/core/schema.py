@@ -29,6 +29,7 @@ from afterload.core.values import (
     check_int64,
     check_int128,
     check_timestamp,
+    check_timestamp_near,
     check_unbounded,
     json_name,
 )
@@ -122,6 +123,7 @@ class TableShape:
         delta: bool,
         wide_ints: int | None = 128,
         empty_names: bool = True,
+        far_offsets: bool = True,
     ) -> None:
         self.binding = binding
         self.delta = delta
@@ -130,6 +132,9 @@ class TableShape:
         self.empty_names = empty_names
         """Whether the destination can name a column ``""`` (PostgreSQL maps it, DuckDB cannot)."""
         self._check_wide = check_int128 if wide_ints == 128 else check_unbounded
+        self._check_timestamp = check_timestamp if far_offsets else check_timestamp_near
+        """A destination reading offsets up to 15:59 only (PostgreSQL) cannot take every
+        date-time: judged here, per line, so that such a value is a bad line."""
         self.columns: dict[str, Column] = {}
         self._lower: dict[str, str] = {}
         self._ok: dict[Signature, tuple[tuple[str, ValueCheck], ...]] = {}
@@ -191,7 +196,7 @@ class TableShape:
         copy.nested = self.nested
         copy.store_document = self.store_document
         copy.wide_ints, copy._check_wide = self.wide_ints, self._check_wide
-        copy.empty_names = self.empty_names
+        copy.empty_names, copy._check_timestamp = self.empty_names, self._check_timestamp
         copy.columns = {n: replace(c) for n, c in self.columns.items()}
         copy._lower = dict(self._lower)
         copy._ok, copy.plans = {}, {}
@@ -327,8 +332,8 @@ class TableShape:
         vtype = type(value)
         ctype = col.type
         if ctype is ColumnType.TIMESTAMPTZ:
-            check_timestamp(value)
-            return check_timestamp
+            self._check_timestamp(value)
+            return self._check_timestamp
         if ctype is ColumnType.DATE:
             check_date(value)
             return check_date

@@ -12,7 +12,7 @@ value (``flow_document`` keeps every value as written either way).
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 _DATE_TIME = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:(?P<second>\d{2})(?:\.(?P<fraction>\d+))?"
@@ -53,4 +53,20 @@ def date_problem(value: str) -> str | None:
         date.fromisoformat(value)
     except ValueError:
         return f"{value!r} is not a date that exists"
+    return None
+
+
+def far_offset_problem(value: str) -> str | None:
+    """Why an RFC 3339 date-time cannot reach a destination that reads offsets up to 15:59
+    only (PostgreSQL), or None. Such a value is sent as its UTC instant, and one outside the
+    years 0001 to 9999 in UTC has no such spelling: it would stop the commit."""
+    if value[-6] not in "+-" or value[-5:-3] < "16":
+        return None
+    try:
+        datetime.fromisoformat(value).astimezone(UTC)
+    except OverflowError:
+        return (
+            f"{value!r} is outside the years 0001 to 9999 in UTC, with an offset of 16 hours "
+            "or more, which PostgreSQL cannot read"
+        )
     return None

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from afterload.core.temporal import date_problem, date_time_problem
+from afterload.core.temporal import date_problem, date_time_problem, far_offset_problem
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT128_MIN, INT128_MAX = -(2**127), 2**127 - 1
@@ -55,6 +55,14 @@ def _temporal(value: Any, what: str, problem_of: Callable[[str], str | None]) ->
 
 def check_timestamp(value: Any) -> None:
     _temporal(value, "date-time", date_time_problem)
+
+
+def check_timestamp_near(value: Any) -> None:
+    """:func:`check_timestamp` for a destination that reads offsets up to 15:59 only."""
+    _temporal(value, "date-time", date_time_problem)
+    problem = far_offset_problem(value)
+    if problem is not None:
+        raise LineProblem(problem)
 
 
 def check_date(value: Any) -> None:

@@ -92,6 +92,10 @@ class Destination(Protocol):
     empty_names: bool
     """Whether a column may be named ``""`` (PostgreSQL maps every name; DuckDB cannot):
     if not, a line with such a property is a bad line, worded with its file and line."""
+    far_offsets: bool
+    """Whether a date-time may carry an offset of 16 hours or more whatever its year
+    (PostgreSQL reads offsets up to 15:59 only, so such a value outside the years 0001 to
+    9999 in UTC is a bad line there)."""
     optional_document: bool
     """Whether a binding may leave ``flow_document`` out (``store_document: false``)."""
 

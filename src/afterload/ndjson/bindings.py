@@ -62,6 +62,7 @@ def _shape(loaded: LoadedNdjson, binding: Binding, destination: Destination) -> 
             delta=binding.delta_updates,
             wide_ints=destination.wide_ints,
             empty_names=destination.empty_names,
+            far_offsets=destination.far_offsets,
         )
     else:
         shape = TableShape(
@@ -70,6 +71,7 @@ def _shape(loaded: LoadedNdjson, binding: Binding, destination: Destination) -> 
             delta=binding.delta_updates,
             wide_ints=destination.wide_ints,
             empty_names=destination.empty_names,
+            far_offsets=destination.far_offsets,
         )
     if not binding.store_document:
         if not destination.optional_document:

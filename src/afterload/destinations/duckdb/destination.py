@@ -39,6 +39,7 @@ class DuckDBDestination(Writer, DuckDBLedger):
     stores_nul = True
     wide_ints: int | None = 128
     empty_names = False  # DuckDB refuses a zero-length identifier
+    far_offsets = True  # any offset RFC 3339 allows
     optional_document = True
 
     def __init__(

@@ -54,6 +54,7 @@ class PostgresDestination(Fence, Reads, PostgresLedger):
     stores_nul = False  # neither TEXT nor JSONB can hold U+0000
     wide_ints: int | None = None  # NUMERIC holds any integer
     empty_names = True  # mapped to a hashed name, like any name PostgreSQL cannot hold
+    far_offsets = False  # offsets up to 15:59 only (encode.py)
     optional_document = False
 
     def __init__(

@@ -123,6 +123,7 @@ def encoder(prop: str, ctype: ColumnType) -> Encoder:  # noqa: C901
             try:
                 return moment.astimezone(UTC).isoformat()
             except OverflowError:  # the year 0 or 10000 in UTC: PostgreSQL takes the offset
+                # below 16 hours; the driver made a larger one a bad line (far_offset_problem)
                 offset = moment.utcoffset()
                 if offset is not None and abs(offset) >= _OFFSET_LIMIT:
                     raise BadValue(
