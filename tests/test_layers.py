@@ -30,6 +30,7 @@ CORE_DATA = (
     "afterload.core.values",
     "afterload.core.temporal",
     "afterload.core.repeated_names",
+    "afterload.core.column_names",
 )
 DESTINATION_API = ("afterload.destinations.base",)
 

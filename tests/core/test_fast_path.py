@@ -17,6 +17,7 @@ from rich.console import Console
 
 from afterload.cli.run import run_materialization
 from afterload.core.checkpoint import Checkpoint
+from afterload.core.column_names import ColumnNames
 from afterload.core.documents import DocumentError, DocumentParser
 from afterload.core.jsonschema import shape_from_json_schema
 from afterload.core.schema import LineProblem, TableShape
@@ -233,6 +234,7 @@ class Recording:
     optional_document = True
     empty_names = True
     far_offsets = True
+    column_names: ColumnNames | None = None
     wide_ints: int | None = 128
 
     def __init__(self, delay: float = 0.05, fail_at: int | None = None) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from afterload.core.column_names import ColumnNames
 from afterload.core.schema import ColumnType, LineProblem, SchemaError, TableShape, reserved
 
 
@@ -51,6 +52,7 @@ def shape_from_json_schema(
     wide_ints: int | None = 128,
     empty_names: bool = True,
     far_offsets: bool = True,
+    column_names: ColumnNames | None = None,
 ) -> TableShape:
     shape = TableShape(
         binding,
@@ -59,6 +61,7 @@ def shape_from_json_schema(
         wide_ints=wide_ints,
         empty_names=empty_names,
         far_offsets=far_offsets,
+        column_names=column_names,
     )
     props = schema.get("properties")
     if not isinstance(props, Mapping):

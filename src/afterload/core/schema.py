@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from afterload.core.column_names import ColumnNames
 from afterload.core.pointers import escape as _escape
 from afterload.core.pointers import key_columns, resolve
 from afterload.core.values import EXACT_DOUBLE as EXACT_DOUBLE
@@ -124,6 +125,7 @@ class TableShape:
         wide_ints: int | None = 128,
         empty_names: bool = True,
         far_offsets: bool = True,
+        column_names: ColumnNames | None = None,
     ) -> None:
         self.binding = binding
         self.delta = delta
@@ -135,8 +137,12 @@ class TableShape:
         self._check_timestamp = check_timestamp if far_offsets else check_timestamp_near
         """A destination reading offsets up to 15:59 only (PostgreSQL) cannot take every
         date-time: judged here, per line, so that such a value is a bad line."""
+        self.column_names = column_names
+        """The destination's column names, when not the properties' own (PostgreSQL)."""
         self.columns: dict[str, Column] = {}
         self._lower: dict[str, str] = {}
+        self._physical: dict[str, str] = {}
+        """Each column's name in the destination, to the property it holds (with column_names)."""
         self._ok: dict[Signature, tuple[tuple[str, ValueCheck], ...]] = {}
         self.plans: dict[Signature, Plan] = {}
         """Filled by :meth:`plan`; read directly by the scan, which cannot afford a call."""
@@ -155,6 +161,10 @@ class TableShape:
         """Whether the destination keeps each document whole in ``flow_document``."""
         for name in self.key:
             self._reserve(name)
+            try:
+                self._physical_name(name)
+            except LineProblem as exc:
+                raise SchemaError(f"{binding}: key {self.pointers[name]}: {exc.reason}") from None
 
     # -- building ---------------------------------------------------------------------------
 
@@ -174,9 +184,28 @@ class TableShape:
                 f"property {name!r} and property {other!r} would be the same column "
                 "(column names ignore case)"
             )
+        physical = self._physical_name(name)
         self.columns[name] = Column(name, type_, key=name in self.key, declared=declared)
         self._lower[name.lower()] = name
+        if physical is not None:
+            self._physical[physical] = name
         self._changed()
+
+    def _physical_name(self, name: str) -> str | None:
+        """The destination's name for the column (None: the name itself); LineProblem if it
+        has none, or if another property's column has it already."""
+        names = self.column_names
+        if names is None:
+            return None
+        physical = names.column(name)
+        other = self._physical.get(physical)
+        if other is not None and other != name:
+            why = "; ".join(w for p in (name, other) if (w := names.renamed(p)) is not None)
+            raise LineProblem(
+                f"property {name!r} and property {other!r} would both be column {physical!r}"
+                + (f" ({why})" if why else "")
+            )
+        return physical
 
     def _changed(self) -> None:
         """The columns changed: signatures found fine before must be looked at again."""
@@ -198,7 +227,8 @@ class TableShape:
         copy.wide_ints, copy._check_wide = self.wide_ints, self._check_wide
         copy.empty_names, copy._check_timestamp = self.empty_names, self._check_timestamp
         copy.columns = {n: replace(c) for n, c in self.columns.items()}
-        copy._lower = dict(self._lower)
+        copy._lower, copy._physical = dict(self._lower), dict(self._physical)
+        copy.column_names = self.column_names
         copy._ok, copy.plans = {}, {}
         copy.version = self.version
         return copy
@@ -208,7 +238,7 @@ class TableShape:
         if other.columns == self.columns:
             return
         self.columns = {n: replace(c) for n, c in other.columns.items()}
-        self._lower = dict(other._lower)
+        self._lower, self._physical = dict(other._lower), dict(other._physical)
         self._changed()
 
     def ordered(self) -> list[Column]:
@@ -231,13 +261,17 @@ class TableShape:
                 pass  # the slow path decides: widen the column, or word the problem
         # A rejected document must leave no trace: its new properties must not become columns.
         version = self.version
-        saved = ({n: replace(c) for n, c in self.columns.items()}, dict(self._lower))
+        saved = (
+            {n: replace(c) for n, c in self.columns.items()},
+            dict(self._lower),
+            dict(self._physical),
+        )
         try:
             checks = self._observe_slow(doc)
             self._check_values(doc, checks)
         except LineProblem:
             if self.version != version:
-                self.columns, self._lower = saved
+                self.columns, self._lower, self._physical = saved
                 self._changed()
             raise
         # A shape change clears the cache; this signature is now known to be fine.

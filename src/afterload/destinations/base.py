@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from afterload.core.checkpoint import Checkpoint
+from afterload.core.column_names import ColumnNames
 from afterload.core.schema import ColumnType, TableShape
 from afterload.core.transaction import StagedLines
 from afterload.errors import AfterloadError
@@ -96,6 +97,8 @@ class Destination(Protocol):
     """Whether a date-time may carry an offset of 16 hours or more whatever its year
     (PostgreSQL reads offsets up to 15:59 only, so such a value outside the years 0001 to
     9999 in UTC is a bad line there)."""
+    column_names: ColumnNames | None
+    """How columns are named when not by their property (PostgreSQL); None: by the property."""
     optional_document: bool
     """Whether a binding may leave ``flow_document`` out (``store_document: false``)."""
 

@@ -63,6 +63,7 @@ def _shape(loaded: LoadedNdjson, binding: Binding, destination: Destination) -> 
             wide_ints=destination.wide_ints,
             empty_names=destination.empty_names,
             far_offsets=destination.far_offsets,
+            column_names=destination.column_names,
         )
     else:
         shape = TableShape(
@@ -72,6 +73,7 @@ def _shape(loaded: LoadedNdjson, binding: Binding, destination: Destination) -> 
             wide_ints=destination.wide_ints,
             empty_names=destination.empty_names,
             far_offsets=destination.far_offsets,
+            column_names=destination.column_names,
         )
     if not binding.store_document:
         if not destination.optional_document:

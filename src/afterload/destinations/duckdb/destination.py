@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from afterload.core.checkpoint import Checkpoint
+from afterload.core.column_names import ColumnNames
 from afterload.core.schema import ColumnType
 from afterload.destinations.base import (
     DestinationError,
@@ -40,6 +41,7 @@ class DuckDBDestination(Writer, DuckDBLedger):
     wide_ints: int | None = 128
     empty_names = False  # DuckDB refuses a zero-length identifier
     far_offsets = True  # any offset RFC 3339 allows
+    column_names: ColumnNames | None = None  # each column named by its property
     optional_document = True
 
     def __init__(

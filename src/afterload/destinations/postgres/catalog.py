@@ -84,10 +84,11 @@ class Catalog:
             physical = pg_identifier(col.name)
             other = seen.get(physical)
             if other is not None:
+                # The shape refuses such a line (core/schema.py); this guards a shape built
+                # without the destination's names.
                 raise DestinationError(
                     f"{binding}: property {pointer(col.name)} and {other} would both be "
-                    f"column {physical!r} in PostgreSQL (names over 63 bytes are shortened); "
-                    "rename one of them"
+                    f"column {physical!r} in PostgreSQL; rename one of them"
                 )
             seen[physical] = "property " + pointer(col.name)
             names[col.name] = physical

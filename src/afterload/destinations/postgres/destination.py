@@ -16,6 +16,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from afterload.core.checkpoint import Checkpoint
+from afterload.core.column_names import ColumnNames
 from afterload.core.schema import ColumnType
 from afterload.destinations.base import (
     DestinationError,
@@ -33,6 +34,7 @@ from afterload.destinations.postgres.connect import (
     backend_pid,
     sql_literal,
 )
+from afterload.destinations.postgres.dialect import COLUMN_NAMES
 from afterload.destinations.postgres.fence import Fence
 from afterload.destinations.postgres.ledger import PostgresLedger
 from afterload.destinations.postgres.locks import LOCK_CLASS
@@ -55,6 +57,7 @@ class PostgresDestination(Fence, Reads, PostgresLedger):
     wide_ints: int | None = None  # NUMERIC holds any integer
     empty_names = True  # mapped to a hashed name, like any name PostgreSQL cannot hold
     far_offsets = False  # offsets up to 15:59 only (encode.py)
+    column_names: ColumnNames | None = COLUMN_NAMES  # shortened, hashed, system names refused
     optional_document = False
 
     def __init__(

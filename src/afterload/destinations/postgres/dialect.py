@@ -8,6 +8,7 @@ import hashlib
 import orjson
 
 from afterload.core.schema import ColumnType
+from afterload.core.values import LineProblem
 
 MAX_IDENTIFIER_BYTES = 63
 """PostgreSQL's NAMEDATALEN - 1: longer names are cut by the server without an error."""
@@ -63,6 +64,40 @@ def pg_identifier(name: str) -> str:
     digest = hashlib.sha256(raw).hexdigest()[:_HASH_CHARS]
     head = raw.replace(b"\x00", b"")[: MAX_IDENTIFIER_BYTES - _HASH_CHARS - 1]
     return head.decode("utf-8", errors="ignore") + "_" + digest
+
+
+SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})
+"""Names every table has already; quoted names are exact, so ``XMIN`` is free."""
+
+
+class PostgresColumnNames:
+    """:class:`~afterload.core.column_names.ColumnNames` for PostgreSQL."""
+
+    @staticmethod
+    def column(prop: str) -> str:
+        physical = pg_identifier(prop)
+        if physical in SYSTEM_COLUMNS:
+            raise LineProblem(
+                f"property {prop!r} cannot be a column: PostgreSQL has a system column of "
+                "that name in every table"
+            )
+        return physical
+
+    @staticmethod
+    def renamed(prop: str) -> str | None:
+        raw = prop.encode()
+        if not raw:
+            why = "no column can have the empty name"
+        elif b"\x00" in raw:
+            why = "a column name cannot hold NUL"
+        elif len(raw) > MAX_IDENTIFIER_BYTES:
+            why = f"column names are at most {MAX_IDENTIFIER_BYTES} bytes"
+        else:
+            return None
+        return f"PostgreSQL stores {prop!r} as {pg_identifier(prop)!r}: {why}"
+
+
+COLUMN_NAMES = PostgresColumnNames()
 
 
 def pointer(name: str) -> str:

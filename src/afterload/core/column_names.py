@@ -1,0 +1,21 @@
+"""How a destination names a property's column when not by the name itself (PostgreSQL:
+names it cannot hold are shortened and hashed, and its system columns' names are taken).
+
+The table shape asks it when a column is added, so that a property the destination has no
+column for, or two properties that would meet in one column, are a bad line naming its file
+and line, never a failed commit."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class ColumnNames(Protocol):
+    def column(self, prop: str) -> str:
+        """The column's name; :class:`~afterload.core.values.LineProblem` if the destination
+        can have no column for ``prop``."""
+        ...
+
+    def renamed(self, prop: str) -> str | None:
+        """Why the column is not named ``prop`` (a clause for a message), or None."""
+        ...
