@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from afterload.core import exactjson
+from afterload.core.exactjson import may_vanish
 from afterload.core.pointers import escape, resolve
 from afterload.core.repeated_names import inner_names, may_repeat_a_name, repeated_name
 from afterload.core.schema import (
@@ -95,7 +96,7 @@ class DocumentParser:
             doc = exactjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise LineProblem(_describe_json_error(exc, raw)) from None
-        except exactjson.NumberTooLong as exc:
+        except exactjson.NumberRefused as exc:
             raise LineProblem(str(exc)) from None
         if type(doc) is not dict:
             raise LineProblem(f"is {_kind(doc)}, not a JSON object")
@@ -216,6 +217,8 @@ class DocumentParser:
                 break
             if b'" ' in raw or b'"\t' in raw or b'"\r' in raw:
                 break
+            if may_vanish(raw):
+                break  # a non-zero number orjson read as 0: the exact path refuses it
             if rows is None:
                 appended.append(raw)
             else:

@@ -42,11 +42,12 @@ log = logging.getLogger("afterload.survey")
 
 SUSPECT = (
     r"[:,\[]\s*-?(?i:nan|inf)|,\s*[\]}]|[:,\[]\s*-?[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]{3}"
-    r"|[:,\[]\s*-?[0-9]{16}"
+    r"|[:,\[]\s*-?[0-9]{16}|\.0{200}"
 )
 """Tokens after ``:``, ``,`` or ``[`` that DuckDB's reader takes and the exact path reads
 otherwise: NaN and infinities, trailing commas, exponents of three digits (which may overflow a
-double), integers of 16 digits or more (which a DOUBLE may round, or past 64 bits). A string
+double, or make a non-zero number read as 0), integers of 16 digits or more (which a DOUBLE may
+round, or past 64 bits), and a fraction starting with 200 zeros (which may read as 0). A string
 that happens to hold such text only costs its transaction the exact path."""
 TYPES = {
     None: MISSING,
