@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -131,7 +132,7 @@ class EndpointConfig(BaseModel):
     destination: Destination = Field(
         description="Where the tables live: exactly one of duckdb or postgres."
     )
-    hardDelete: bool = Field(
+    hardDelete: StrictBool = Field(
         default=False,
         title="Hard Delete",
         description="A deletion removes the row; otherwise the row keeps the deletion "
@@ -178,7 +179,7 @@ class ResourceConfig(BaseModel):
         description="Schema of the table; the destination's schema when unset.",
         json_schema_extra={"x-schema-name": True},
     )
-    delta_updates: bool = Field(
+    delta_updates: StrictBool = Field(
         default=False,
         description="Append every document instead of merging by key.",
         json_schema_extra={"x-delta-updates": True},

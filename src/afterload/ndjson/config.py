@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from afterload.fields import JsonPointer, Strict
 from afterload.ndjson.sync_schedule import SyncSchedule
@@ -19,15 +19,17 @@ class Binding(Strict):
     key: list[JsonPointer] = Field(
         default_factory=list, description="JSON pointers of the key; required unless delta."
     )
-    delta_updates: bool = False
-    hard_delete: bool = False
+    # Strict: lax pydantic took "yes", "off" or 1, and delta_updates: 1 made a keyed binding
+    # append-only. YAML's own true/false (and unquoted yes/no) arrive as booleans.
+    delta_updates: StrictBool = False
+    hard_delete: StrictBool = False
     schema_: str | None = Field(
         default=None, alias="schema", description="A JSON Schema file for the documents."
     )
     rejects: str | None = Field(
         default=None, description="Bad lines go to this NDJSON file with a reason."
     )
-    store_document: bool = Field(
+    store_document: StrictBool = Field(
         default=True,
         description="Keep each document whole in flow_document; false leaves it out (DuckDB).",
     )

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, StrictBool, field_validator, model_validator
 
 from afterload.fields import Duration, PositiveId, Strict, secret_url
 from afterload.triggers.dbt_cloud.models import DbtCloudTarget
@@ -109,9 +109,8 @@ class DbtJobTrigger(Strict, RunOptionFields):
             )
         return SecretStr(key)
 
-    rerun_failed: bool = Field(
+    rerun_failed: StrictBool = Field(
         default=False,
-        strict=True,
         description="When the last run afterload started for this job ended in error, the "
         "next fire reruns it from the point of failure (the job's rerun endpoint).",
     )
