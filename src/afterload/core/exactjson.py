@@ -21,9 +21,11 @@ from typing import Any
 import orjson
 
 _LONG_DIGITS = re.compile(rb"\d{19}").search
-_TINY = re.compile(rb"[eE]-\d{3}|\.0{200}").search
-"""Where a non-zero number may read as 0: a 3-digit negative exponent, or 200 zeros after the
-point (with an exponent of two digits, it takes over 220 to fall below the smallest double)."""
+_TINY = re.compile(rb"[:,\[]\s*-?\d+(?:\.\d+)?[eE]-\d{3}|\.0{200}").search
+"""Where a non-zero number may read as 0: a number (after ``:``, ``,`` or ``[``, so that text
+such as a UUID's ``…e-4562`` is not one) with a 3-digit negative exponent, or 200 zeros after
+the point (with an exponent of two digits, it takes over 220 to fall below the smallest
+double)."""
 
 MAX_DIGITS = 4300
 """Python's own limit on integer text (``sys.get_int_max_str_digits``); longer is refused."""
