@@ -10,7 +10,9 @@ raises :class:`~afterload.errors.ConfigError` with exactly the lines ``check`` p
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from afterload.config.load import LoadedConfig
 from afterload.core.checkpoint import Checkpoint
@@ -42,6 +44,7 @@ def preflight(loaded: LoadedConfig, *, committed_state: bool = True) -> list[Fin
         findings += [Finding("bindings", p, False) for p in changed_keys(loaded, committed)]
     path = duckdb_path(loaded.config.destination, loaded.base_dir)
     if path is not None:
+        findings += [Finding("bindings", p, False) for p in _rejects_on_database(loaded, path)]
         answer = writability(path)
         if answer.problem is not None:
             where = loaded.where("destination", "duckdb", "path")
@@ -54,6 +57,24 @@ def preflight(loaded: LoadedConfig, *, committed_state: bool = True) -> list[Fin
         text = "dbt_job_trigger is cleared (every field empty): no job will be triggered"
         findings.append(Finding("dbt_job_trigger", text, True))
     return findings
+
+
+def _rejects_on_database(loaded: LoadedConfig, database: Path) -> list[str]:
+    """Rejects files over the DuckDB file or those kept beside it (its write-ahead log,
+    afterload's lock files), which appending lines would corrupt."""
+    problems = []
+    real = Path(os.path.realpath(database))
+    for i, binding in enumerate(loaded.config.bindings):
+        if binding.rejects is None:
+            continue
+        path = Path(os.path.realpath(loaded.resolve(binding.rejects)))
+        if path == real or (path.parent == real.parent and path.name.startswith(f"{real.name}.")):
+            problems.append(
+                f"{loaded.where('bindings', i, 'rejects')}: {binding.rejects}: it is the "
+                f"destination's DuckDB file or one kept beside it ({real.name}.*); name a "
+                "file of its own"
+            )
+    return problems
 
 
 def _committed(loaded: LoadedConfig) -> Checkpoint | None:

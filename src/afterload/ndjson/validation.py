@@ -13,6 +13,7 @@ from afterload.core.checkpoint import Checkpoint
 from afterload.core.jsonschema import load_json_schema, shape_from_json_schema
 from afterload.core.schema import SchemaError, TableShape
 from afterload.ndjson.config import Binding, LoadedNdjson
+from afterload.ndjson.rejects_paths import glob_matches, same_file
 from afterload.writability import writability
 
 
@@ -40,6 +41,23 @@ def _shape_problem(loaded: LoadedNdjson, binding: Binding) -> tuple[str, str] | 
             )
         except SchemaError as exc:
             return "schema", _reason(exc, binding)
+    return None
+
+
+def _rejects_read_back(loaded: LoadedNdjson, i: int, rejects: str) -> str | None:
+    """Why bindings[i]'s rejects file would overwrite or feed a file afterload reads, if so."""
+    path = loaded.resolve(rejects)
+    if same_file(path, loaded.path):
+        return "it is the config file itself; name a file of its own"
+    for j, other in enumerate(loaded.config.bindings):
+        if other.schema_ is not None and same_file(path, loaded.resolve(other.schema_)):
+            return f"it is bindings[{j}]'s JSON Schema; name a file of its own"
+        if other.source != "-" and glob_matches(loaded.base_dir, other.source, path):
+            whose = "this binding's" if j == i else f"bindings[{j}]'s"
+            return (
+                f"{whose} source {other.source!r} matches it, so rejected lines would be read "
+                "back as input; put the rejects file where no source glob matches"
+            )
     return None
 
 
@@ -80,6 +98,10 @@ def binding_problems(loaded: LoadedNdjson) -> list[str]:
                     f"{loaded.where('bindings', i, 'rejects')}: {binding.rejects}: bindings"
                     f"[{first}] writes its rejects there already; each binding needs its own file"
                 )
+            loop = _rejects_read_back(loaded, i, binding.rejects)
+            if loop is not None:
+                where = loaded.where("bindings", i, "rejects")
+                problems.append(f"{where}: {binding.rejects}: {loop}")
             answer = writability(loaded.resolve(binding.rejects))
             if answer.problem is not None:
                 problems.append(
