@@ -175,3 +175,15 @@ def test_cleared_trigger_is_said_by_check(tmp_path: Path) -> None:
     code, output = _check(_write(tmp_path, text))
     assert code == 0, output
     assert "dbt_job_trigger is cleared" in output
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/mountinfo").exists(), reason="a Linux /proc file system is needed"
+)
+@pytest.mark.parametrize("rejects", ["/proc/rej.jsonl", "/proc/new/rej.jsonl"])
+def test_rejects_on_a_kernel_file_system(tmp_path: Path, rejects: str) -> None:
+    """Root may write /proc by its mode bits, so check passed what run could not create."""
+    path = _write(tmp_path, HEAD + BINDING.format(table="t") + f"    rejects: {rejects}\n")
+    line = _same_in_both(path)
+    assert line.startswith(f"{path}:7: bindings[0].rejects: {rejects}: the rejects file")
+    assert "proc file system" in line
