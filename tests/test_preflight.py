@@ -187,3 +187,22 @@ def test_rejects_on_a_kernel_file_system(tmp_path: Path, rejects: str) -> None:
     line = _same_in_both(path)
     assert line.startswith(f"{path}:7: bindings[0].rejects: {rejects}: the rejects file")
     assert "proc file system" in line
+
+
+@pytest.mark.parametrize(
+    "table", ["_afterload_checkpoints", "_AFTERLOAD_RUNS", "t__afterload_rebuild"]
+)
+def test_a_table_afterload_keeps_for_itself(tmp_path: Path, table: str) -> None:
+    """Before, check passed a binding into the checkpoints table, which run then broke on."""
+    line = _same_in_both(_write(tmp_path, HEAD + BINDING.format(table=table)))
+    assert line.startswith(f"{tmp_path / 'c.yaml'}:5: bindings[0].table: {table!r} is a name")
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_every_internal_table_is_reserved() -> None:
+    from afterload.destinations.base import internal_table
+    from afterload.destinations.ledger import RUNS
+    from afterload.destinations.sql import CHECKPOINTS
+
+    assert internal_table(CHECKPOINTS) and internal_table(RUNS)
+    assert not internal_table("afterload_orders")

@@ -17,6 +17,18 @@ from afterload.core.schema import ColumnType, TableShape
 from afterload.core.transaction import StagedLines
 from afterload.errors import AfterloadError
 
+INTERNAL_PREFIX = "_afterload_"
+"""Tables afterload keeps beside the data begin so: the checkpoints, the run ledger, work tables."""
+REBUILD_SUFFIX = "__afterload_rebuild"
+"""The interim table a column's type is rebuilt in (DuckDB): ``{table}__afterload_rebuild``."""
+
+
+def internal_table(name: str) -> bool:
+    """Whether ``name`` is afterload's own: a binding writing it would replace checkpoints or
+    ledger rows, or meet a work table (names ignore case)."""
+    lowered = name.lower()
+    return lowered.startswith(INTERNAL_PREFIX) or lowered.endswith(REBUILD_SUFFIX)
+
 
 class DestinationError(AfterloadError):
     """The destination refused or failed: locked, fenced off, or a statement failed."""

@@ -12,6 +12,7 @@ import os
 from afterload.core.checkpoint import Checkpoint
 from afterload.core.jsonschema import load_json_schema, shape_from_json_schema
 from afterload.core.schema import SchemaError, TableShape
+from afterload.destinations.base import internal_table
 from afterload.ndjson.config import Binding, LoadedNdjson
 from afterload.ndjson.rejects_paths import glob_matches, same_file
 from afterload.writability import writability
@@ -77,6 +78,12 @@ def binding_problems(loaded: LoadedNdjson) -> list[str]:
             problems.append(
                 f"{loaded.where('bindings', i, 'table')}: {binding.table!r} is the table "
                 f"bindings[{first}] writes ({other!r}; table names ignore case)"
+            )
+        if internal_table(binding.table):
+            problems.append(
+                f"{loaded.where('bindings', i, 'table')}: {binding.table!r} is a name afterload "
+                "keeps for its own tables (checkpoints, run ledger, work tables); name the table "
+                "otherwise"
             )
         if binding.source == "-":
             if stdin is not None:

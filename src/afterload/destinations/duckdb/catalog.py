@@ -9,6 +9,7 @@ import duckdb
 
 from afterload.core.schema import DOCUMENT_COLUMN, PUBLISHED_COLUMN, ColumnType, TableShape
 from afterload.destinations.base import (
+    REBUILD_SUFFIX,
     DestinationError,
     widening_refused,
 )
@@ -185,7 +186,7 @@ class Catalog:
         for cname, ctype, nullable in rows:
             ctype = type_.value if cname == name else ctype
             defs.append(f"{quote(cname)} {ctype}{'' if nullable == 'YES' else ' NOT NULL'}")
-        interim = self._q(f"{table}__afterload_rebuild")
+        interim = self._q(f"{table}{REBUILD_SUFFIX}")
         con.execute(f"CREATE TABLE {interim} ({', '.join(defs)})")
         con.execute(f"INSERT INTO {interim} SELECT * FROM {target}")
         con.execute(f"DROP TABLE {target}")
