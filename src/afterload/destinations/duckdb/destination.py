@@ -77,7 +77,12 @@ class DuckDBDestination(Writer, DuckDBLedger):
         con = self.con
         if self.memory_limit is not None:
             con.execute(f"SET memory_limit = {literal(self.memory_limit)}")
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+        try:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+        except duckdb.Error as exc:  # a system schema the config let through: one sentence
+            raise DestinationError(
+                f"{self.path}: cannot use schema {self.schema!r} ({first_line(exc)})"
+            ) from None
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {self._q(CHECKPOINTS)} ("
             "materialization VARCHAR PRIMARY KEY, fence BIGINT NOT NULL, "
