@@ -17,7 +17,7 @@ from rich.console import Console
 
 from afterload.cli.run import run_materialization
 from afterload.config import LoadedConfig
-from afterload.core.schema import INT128_MAX, INT128_MIN
+from afterload.core.values import INT128_MAX, INT128_MIN
 from tests.materialize_support import Warehouse, write_config, write_lines
 
 BINDING = {

@@ -19,16 +19,9 @@ from afterload.core import exactjson
 from afterload.core.exactjson import may_vanish
 from afterload.core.pointers import escape, resolve
 from afterload.core.repeated_names import inner_names, may_repeat_a_name, repeated_name
-from afterload.core.schema import (
-    EXACT_DOUBLE,
-    INT64_MAX,
-    INT64_MIN,
-    ColumnType,
-    LineProblem,
-    TableShape,
-)
+from afterload.core.schema import ColumnType, LineProblem, TableShape
 from afterload.core.transaction import BindingChanges
-from afterload.core.values import integral
+from afterload.core.values import EXACT_DOUBLE, INT64_MAX, INT64_MIN, integral
 from afterload.errors import AfterloadError
 
 Key = Any

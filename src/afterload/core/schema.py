@@ -13,16 +13,13 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from afterload.core.column_names import ColumnNames
+from afterload.core.column_names import ColumnNames, physical_name
 from afterload.core.pointers import escape as _escape
 from afterload.core.pointers import key_columns, resolve
-from afterload.core.values import EXACT_DOUBLE as EXACT_DOUBLE
-from afterload.core.values import INT64_MAX as INT64_MAX
-from afterload.core.values import INT64_MIN as INT64_MIN
-from afterload.core.values import INT128_MAX as INT128_MAX
-from afterload.core.values import INT128_MIN as INT128_MIN
-from afterload.core.values import LineProblem as LineProblem
 from afterload.core.values import (
+    EXACT_DOUBLE,
+    INT64_MAX,
+    INT64_MIN,
     ValueCheck,
     check_date,
     check_doubleable,
@@ -34,6 +31,7 @@ from afterload.core.values import (
     check_unbounded,
     json_name,
 )
+from afterload.core.values import LineProblem as LineProblem
 from afterload.errors import AfterloadError
 
 DOCUMENT_COLUMN = "flow_document"
@@ -192,20 +190,7 @@ class TableShape:
         self._changed()
 
     def _physical_name(self, name: str) -> str | None:
-        """The destination's name for the column (None: the name itself); LineProblem if it
-        has none, or if another property's column has it already."""
-        names = self.column_names
-        if names is None:
-            return None
-        physical = names.column(name)
-        other = self._physical.get(physical)
-        if other is not None and other != name:
-            why = "; ".join(w for p in (name, other) if (w := names.renamed(p)) is not None)
-            raise LineProblem(
-                f"property {name!r} and property {other!r} would both be column {physical!r}"
-                + (f" ({why})" if why else "")
-            )
-        return physical
+        return physical_name(self.column_names, self._physical, name)
 
     def _changed(self) -> None:
         """The columns changed: signatures found fine before must be looked at again."""
