@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from afterload.cli import app
@@ -20,6 +21,7 @@ from afterload.config import load_config
 from afterload.errors import AfterloadError, ConfigError
 from afterload.ndjson.rejects import RejectsFile
 from afterload.pipeline import materialize
+from tests.materialize_support import Warehouse, write_config
 
 runner = CliRunner()
 
@@ -206,3 +208,35 @@ def test_every_internal_table_is_reserved() -> None:
 
     assert internal_table(CHECKPOINTS) and internal_table(RUNS)
     assert not internal_table("afterload_orders")
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"], indirect=True)
+def test_two_materializations_in_one_table(tmp_path: Path, warehouse: Warehouse) -> None:
+    """Before, a second materialization (delta) appended to the first one's keyed table, and
+    the first one's next merge deleted the second one's committed rows, both checkpoints
+    still counting them. ``TABLE`` in another case is the same table in DuckDB."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "1.jsonl").write_text('{"id": 1, "v": "a"}\n')
+    first = write_config(
+        tmp_path, [{"source": "data/*.jsonl", "table": "t", "key": ["/id"]}], warehouse=warehouse
+    )
+    materialize(load_config(first.path), once=True)
+    second = tmp_path / "b"
+    second.mkdir()
+    (second / "data").mkdir()
+    (second / "data" / "1.jsonl").write_text('{"id": 1, "v": "b"}\n')
+    block = dict(warehouse.block)
+    if "duckdb" in block:
+        block = {"duckdb": {"path": str(tmp_path / "warehouse.duckdb")}}
+    table = "T" if warehouse.kind == "duckdb" else "t"
+    text = yaml.safe_dump(
+        {
+            "name": "other",
+            "destination": block,
+            "bindings": [{"source": "data/*.jsonl", "table": table, "delta_updates": True}],
+        }
+    )
+    (second / "c.yaml").write_text(text)
+    line = _same_in_both(second / "c.yaml")
+    assert f"table {table!r} is loaded by materialization 'shop'" in line, line
+    assert warehouse.rows("select id, v from t") == [(1, "a")]

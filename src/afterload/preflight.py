@@ -18,7 +18,7 @@ from afterload.config.load import LoadedConfig
 from afterload.core.checkpoint import Checkpoint
 from afterload.destinations.factory import duckdb_path, open_status
 from afterload.errors import ConfigError
-from afterload.ndjson.validation import binding_problems, changed_keys
+from afterload.ndjson.validation import binding_problems, changed_keys, shared_tables
 from afterload.writability import writability
 
 
@@ -39,9 +39,11 @@ def preflight(loaded: LoadedConfig, *, committed_state: bool = True) -> list[Fin
     skips it: it checks the same, in the same words, on the checkpoint it opens anyway
     (``ndjson/bindings.build_bindings``), so its start opens the destination once."""
     findings = [Finding("bindings", p, False) for p in binding_problems(loaded)]
-    committed = _committed(loaded) if committed_state else None
-    if committed is not None and not findings:
-        findings += [Finding("bindings", p, False) for p in changed_keys(loaded, committed)]
+    committed, others = _committed(loaded) if committed_state else (None, {})
+    if not findings:
+        if committed is not None:
+            findings += [Finding("bindings", p, False) for p in changed_keys(loaded, committed)]
+        findings += [Finding("bindings", p, False) for p in shared_tables(loaded, others)]
     path = duckdb_path(loaded.config.destination, loaded.base_dir)
     if path is not None:
         findings += [Finding("bindings", p, False) for p in _rejects_on_database(loaded, path)]
@@ -77,27 +79,28 @@ def _rejects_on_database(loaded: LoadedConfig, database: Path) -> list[str]:
     return problems
 
 
-def _committed(loaded: LoadedConfig) -> Checkpoint | None:
-    """The committed checkpoint, read-only; None when there is none or it cannot be read now
-    (a destination not reachable is said by ``check``'s own probe; ``run`` checks it again
-    once it holds the destination)."""
+def _committed(loaded: LoadedConfig) -> tuple[Checkpoint | None, dict[str, tuple[str, ...]]]:
+    """The committed checkpoint and the tables other materializations load, read-only; none
+    when there is none or it cannot be read now (a destination not reachable is said by
+    ``check``'s own probe; ``run`` checks it again once it holds the destination)."""
     if loaded.config.destination is None or not loaded.config.bindings:
-        return None
+        return None, {}
     # Advisory: whatever keeps the state from being read here (a held or unreadable file, a
     # server down) is met again, and said, where run opens the destination.
     try:
         reader = open_status(loaded.config.destination, loaded.base_dir)
     except Exception:
-        return None
+        return None, {}
     if reader is None:
-        return None
+        return None, {}
     try:
         recovered = reader.read_checkpoint(loaded.name)
+        others = reader.other_tables(loaded.name)
     except Exception:
-        return None
+        return None, {}
     finally:
         reader.close()
-    return None if recovered is None else recovered.checkpoint
+    return (None if recovered is None else recovered.checkpoint), others
 
 
 def require_runnable(loaded: LoadedConfig) -> None:

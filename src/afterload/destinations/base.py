@@ -7,6 +7,7 @@ fence number raised at open makes a second or stale process unable to commit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -91,6 +92,14 @@ class Recovered:
     fence: int
     committed_at: datetime | None
     transactions: int
+    others: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """The tables each other materialization in the same schema loads (by its checkpoint):
+    two materializations merging into one table would delete each other's rows."""
+
+
+def others_tables(rows: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
+    """``(materialization, checkpoint JSON)`` rows → the tables each one's checkpoint holds."""
+    return {name: tuple(Checkpoint.from_json(text).bindings) for name, text in rows}
 
 
 class Destination(Protocol):
@@ -171,6 +180,11 @@ class StatusReader(Protocol):
     name: str
 
     def read_checkpoint(self, materialization: str) -> Recovered | None: ...
+
+    def other_tables(self, materialization: str) -> dict[str, tuple[str, ...]]:
+        """:attr:`Recovered.others`, read-only (``check``: this materialization may have no
+        row yet)."""
+        ...
 
     def row_count(self, table: str) -> int | None: ...
 

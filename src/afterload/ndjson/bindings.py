@@ -18,7 +18,7 @@ from afterload.errors import ConfigError
 from afterload.ndjson.config import Binding, LoadedNdjson
 from afterload.ndjson.rejects import RejectsFile
 from afterload.ndjson.sources import Source
-from afterload.ndjson.validation import binding_problems, changed_keys
+from afterload.ndjson.validation import binding_problems, changed_keys, shared_tables
 
 
 @dataclass
@@ -127,11 +127,17 @@ def _binding(
 
 
 def build_bindings(
-    loaded: LoadedNdjson, destination: Destination, checkpoint: Checkpoint
+    loaded: LoadedNdjson,
+    destination: Destination,
+    checkpoint: Checkpoint,
+    others: dict[str, tuple[str, ...]] | None = None,
 ) -> list[BindingState]:
     """Every binding of the config, resumed from ``checkpoint``; :class:`ConfigError` with the
-    same lines as ``check`` if the config cannot run (:mod:`afterload.ndjson.validation`)."""
-    problems = binding_problems(loaded) or changed_keys(loaded, checkpoint)
+    same lines as ``check`` if the config cannot run (:mod:`afterload.ndjson.validation`);
+    ``others``: the tables other materializations of the destination load."""
+    problems = binding_problems(loaded) or (
+        changed_keys(loaded, checkpoint) + shared_tables(loaded, others or {})
+    )
     if problems:
         raise ConfigError(problems)
     return [

@@ -85,7 +85,9 @@ class NdjsonDriver:
 
     def open(self) -> None:
         recovered = self.core.open()
-        self.bindings = build_bindings(self.loaded, self.core.destination, recovered.checkpoint)
+        self.bindings = build_bindings(
+            self.loaded, self.core.destination, recovered.checkpoint, recovered.others
+        )
         total = 0
         for b in self.bindings:
             positions = b.source.positions()

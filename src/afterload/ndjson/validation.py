@@ -136,3 +136,20 @@ def changed_keys(loaded: LoadedNdjson, checkpoint: Checkpoint) -> list[str]:
                 "with: load into a new table (another table name)"
             )
     return problems
+
+
+def shared_tables(loaded: LoadedNdjson, others: dict[str, tuple[str, ...]]) -> list[str]:
+    """A binding into a table another materialization of the same destination loads: each
+    would merge, delete and re-key that table by its own checkpoint, deleting the other's
+    committed rows while its checkpoint still counts them. Names compare as DuckDB's do."""
+    owners = {t.casefold(): name for name, tables in sorted(others.items()) for t in tables}
+    problems = []
+    for i, binding in enumerate(loaded.config.bindings):
+        owner = owners.get(binding.table.casefold())
+        if owner is not None:
+            problems.append(
+                f"{loaded.where('bindings', i, 'table')}: table {binding.table!r} is loaded by "
+                f"materialization {owner!r} in the same destination; two materializations "
+                "in one table would delete each other's rows: give each its own table"
+            )
+    return problems

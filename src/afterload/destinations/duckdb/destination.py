@@ -20,6 +20,7 @@ from afterload.destinations.base import (
     FencedError,
     Recovered,
     TableWrite,
+    others_tables,
 )
 from afterload.destinations.duckdb.connect import connect, literal
 from afterload.destinations.duckdb.ledger import DuckDBLedger
@@ -102,6 +103,11 @@ class DuckDBDestination(Writer, DuckDBLedger):
                 "RETURNING fence, checkpoint, epoch_us(committed_at), transactions",
                 [materialization],
             ).fetchone()
+            others = con.execute(
+                f"SELECT materialization, checkpoint FROM {self._q(CHECKPOINTS)} "
+                "WHERE materialization <> ?",
+                [materialization],
+            ).fetchall()
             con.commit()
         except duckdb.TransactionException as exc:
             self._rollback()
@@ -118,6 +124,7 @@ class DuckDBDestination(Writer, DuckDBLedger):
             fence=self._fence,
             committed_at=from_epoch_us(row[2]),
             transactions=int(row[3]),
+            others=others_tables(others),
         )
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ import duckdb
 from afterload.core.checkpoint import Checkpoint
 from afterload.destinations.base import (
     Recovered,
+    others_tables,
 )
 from afterload.destinations.duckdb.connect import connect
 from afterload.destinations.duckdb.destination import from_epoch_us
@@ -43,6 +44,17 @@ class DuckDBStatus:
             committed_at=from_epoch_us(row[2]),
             transactions=int(row[3]),
         )
+
+    def other_tables(self, materialization: str) -> dict[str, tuple[str, ...]]:
+        try:
+            rows = self.con.execute(
+                f"SELECT materialization, checkpoint "
+                f"FROM {quote(self.schema)}.{quote(CHECKPOINTS)} WHERE materialization <> ?",
+                [materialization],
+            ).fetchall()
+        except duckdb.CatalogException:
+            return {}
+        return others_tables(rows)
 
     def row_count(self, table: str) -> int | None:
         try:

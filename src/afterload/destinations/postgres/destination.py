@@ -23,6 +23,7 @@ from afterload.destinations.base import (
     FencedError,
     Recovered,
     TableWrite,
+    others_tables,
 )
 from afterload.destinations.postgres.catalog import Table
 from afterload.destinations.postgres.connect import (
@@ -207,6 +208,11 @@ class PostgresDestination(Fence, Reads, PostgresLedger):
                     "RETURNING fence, checkpoint::text, committed_at, transactions",
                     [self._materialization],
                 ).fetchone()
+                others = cur.execute(
+                    f"SELECT materialization, checkpoint::text FROM {self._q(CHECKPOINTS)} "
+                    "WHERE materialization <> %s",
+                    [self._materialization],
+                ).fetchall()
                 conn.commit()
         except psycopg.Error as exc:
             raise self._failed(exc, "opening the materialization") from None
@@ -218,6 +224,7 @@ class PostgresDestination(Fence, Reads, PostgresLedger):
             fence=self._fence,
             committed_at=row[2],
             transactions=self._transactions,
+            others=others_tables(others),
         )
 
     def _prepare_schema(self, cur: Cursor) -> None:

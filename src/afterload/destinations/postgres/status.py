@@ -10,6 +10,7 @@ from afterload.core.checkpoint import Checkpoint
 from afterload.destinations.base import (
     DestinationError,
     Recovered,
+    others_tables,
 )
 from afterload.destinations.ledger import LedgerEntry
 from afterload.destinations.postgres.connect import ConnectSettings, Lost
@@ -63,6 +64,19 @@ class PostgresStatus:
             committed_at=row[2],
             transactions=int(row[3]),
         )
+
+    def other_tables(self, materialization: str) -> dict[str, tuple[str, ...]]:
+        try:
+            if not self._exists(CHECKPOINTS):
+                return {}
+            rows = self.conn.execute(
+                f"SELECT materialization, checkpoint::text FROM {self._q(CHECKPOINTS)} "
+                "WHERE materialization <> %s",
+                [materialization],
+            ).fetchall()
+        except psycopg.Error as exc:
+            raise DestinationError(f"{self.name}: {self.settings.scrub(first_line(exc))}") from None
+        return others_tables(rows)
 
     def row_count(self, table: str) -> int | None:
         try:
