@@ -240,3 +240,31 @@ def test_two_materializations_in_one_table(tmp_path: Path, warehouse: Warehouse)
     line = _same_in_both(second / "c.yaml")
     assert f"table {table!r} is loaded by materialization 'shop'" in line, line
     assert warehouse.rows("select id, v from t") == [(1, "a")]
+
+
+PG_HEAD = (
+    "name: s\ndestination: {postgres: {dsn: 'postgresql://postgres@127.0.0.1:5432/test', "
+    "schema: %s}}\nbindings:\n"
+)
+
+
+def test_postgres_keeps_every_document(tmp_path: Path) -> None:
+    """Before, check passed ``store_document: false`` on PostgreSQL and run refused it."""
+    path = _write(
+        tmp_path,
+        PG_HEAD % "afterload_never_made"
+        + BINDING.format(table="t")
+        + "    store_document: false\n",
+    )
+    line = _same_in_both(path)
+    assert "bindings[0].store_document: store_document: false is not supported" in line
+
+
+@pytest.mark.parametrize("schema", ["pg_catalog", "PG_toast", "information_schema"])
+def test_postgres_system_schemas(tmp_path: Path, schema: str) -> None:
+    """Before, check said the server was reachable and run failed at its first statement."""
+    path = _write(tmp_path, PG_HEAD % schema + BINDING.format(table="t"))
+    code, output = _check(path)
+    assert code != 0 and "one of PostgreSQL's system schemas" in output, output
+    with pytest.raises(AfterloadError, match="system schemas"):
+        load_config(path)

@@ -44,6 +44,7 @@ def preflight(loaded: LoadedConfig, *, committed_state: bool = True) -> list[Fin
         if committed is not None:
             findings += [Finding("bindings", p, False) for p in changed_keys(loaded, committed)]
         findings += [Finding("bindings", p, False) for p in shared_tables(loaded, others)]
+    findings += [Finding("bindings", p, False) for p in _document_needed(loaded)]
     path = duckdb_path(loaded.config.destination, loaded.base_dir)
     if path is not None:
         findings += [Finding("bindings", p, False) for p in _rejects_on_database(loaded, path)]
@@ -77,6 +78,20 @@ def _rejects_on_database(loaded: LoadedConfig, database: Path) -> list[str]:
                 "file of its own"
             )
     return problems
+
+
+def _document_needed(loaded: LoadedConfig) -> list[str]:
+    """``store_document: false`` on PostgreSQL, which keeps every document (run refused it at
+    its first commit)."""
+    destination = loaded.config.destination
+    if destination is None or destination.postgres is None:
+        return []
+    return [
+        f"{loaded.where('bindings', i, 'store_document')}: store_document: false is not "
+        "supported by PostgreSQL; only the DuckDB destination can leave flow_document out"
+        for i, binding in enumerate(loaded.config.bindings)
+        if not binding.store_document
+    ]
 
 
 def _committed(loaded: LoadedConfig) -> tuple[Checkpoint | None, dict[str, tuple[str, ...]]]:

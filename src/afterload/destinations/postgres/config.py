@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from afterload.fields import Strict
 
@@ -24,3 +24,15 @@ class PostgresConfig(Strict):
         le=3600,
         description="Seconds to wait for a connection; default: the DSN's, else 10.",
     )
+
+    @field_validator("schema_")
+    @classmethod
+    def _not_a_system_schema(cls, schema: str) -> str:
+        """PostgreSQL keeps ``pg_*`` and ``information_schema`` for itself: no table can be
+        created there, which run met only at its first statement."""
+        if schema.lower().startswith("pg_") or schema.lower() == "information_schema":
+            raise ValueError(
+                f"{schema!r} is one of PostgreSQL's system schemas (pg_*, information_schema), "
+                "where no table can be created; use another schema, such as public"
+            )
+        return schema
