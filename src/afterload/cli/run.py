@@ -139,8 +139,10 @@ def run(
 ) -> None:
     """Materialize the config's bindings into its destination until SIGINT or SIGTERM.
 
-    Fires the dbt job at start and after commits that stored documents. With --once, exit 0
-    when done, 1 on an error; with --wait the exit codes are those of `trigger --wait`.
+    Fires the dbt job at start and after commits that stored documents; with --once, once at
+    the end, if it committed data (or, for on_start: pending and dbt Core, if data is owed).
+    With --once, exit 0 when done, 1 on an error; with --wait the exit codes are those of
+    `trigger --wait`.
     """
     if wait and not once:
         err.print(
