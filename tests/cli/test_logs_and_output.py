@@ -174,3 +174,14 @@ def test_status_never_cuts_numbers_or_names(tmp_path: Path) -> None:
     assert "12,345" in text  # lines and rows, whole
     first_column = [line.split("│")[1].strip() for line in text.splitlines() if "│" in line]
     assert LONG in "".join(first_column)  # folded onto several lines, never cut
+
+
+def test_json_logs_end_in_json_too(tmp_path: Path) -> None:
+    """Before, the error that ends a run was plain text among the JSON records."""
+    loaded = write_config(tmp_path, [{"source": "*.jsonl", "table": "t", "key": ["/nope"]}])
+    (tmp_path / "1.jsonl").write_text('{"id": 1}\n')
+    proc = _afterload("--log-format", "json", "run", str(loaded.path), "--once")
+    assert proc.returncode != 0
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+    errors = [r for r in records if r["level"] == "error"]
+    assert errors and "/nope" in errors[-1]["event"], proc.stderr

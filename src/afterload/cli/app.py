@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -55,16 +56,20 @@ def setup_logging(verbose: bool = False, level: str = "info", log_format: str = 
     )
 
 
+def say_error(line: str, console: Console | None = None) -> None:
+    """``error: line`` on stderr; a JSON record when logs are JSON (a log pipeline reads one
+    object per line, the last words too)."""
+    if logs.logging_json():
+        logging.getLogger("afterload").error("%s", line)
+        return
+    (console or err).print(
+        f"[red]error:[/red] {escape(line)}", highlight=False, markup=True, soft_wrap=True
+    )
+
+
 def fail(error: AfterloadError) -> NoReturn:
-    if isinstance(error, ConfigError):
-        for line in error.problems:
-            err.print(
-                f"[red]error:[/red] {escape(line)}", highlight=False, markup=True, soft_wrap=True
-            )
-    else:
-        err.print(
-            f"[red]error:[/red] {escape(str(error))}", highlight=False, markup=True, soft_wrap=True
-        )
+    for line in error.problems if isinstance(error, ConfigError) else [str(error)]:
+        say_error(line)
     raise typer.Exit(error.exit_code)
 
 

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from afterload.cli import logs
-from afterload.cli.app import ConfigArg, app, err, load, wait_seconds
+from afterload.cli.app import ConfigArg, app, err, load, say_error, wait_seconds
 from afterload.errors import AfterloadError
 
 if TYPE_CHECKING:
@@ -102,9 +101,7 @@ def run_materialization(
                 metrics=metrics,
             )
     except AfterloadError as exc:
-        out.print(
-            f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True, markup=True
-        )
+        say_error(str(exc), out)
         return exc.exit_code
     finally:
         if metrics is not None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from afterload.cli.app import ConfigArg, app, err, load, out
+from afterload.cli.app import ConfigArg, app, err, load, out, say_error
 from afterload.errors import AfterloadError
 
 
@@ -39,9 +39,7 @@ def runs(
         )
         raise typer.Exit(1) from None
     except AfterloadError as exc:
-        err.print(
-            f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True, markup=True
-        )
+        say_error(str(exc), err)
         raise typer.Exit(exc.exit_code) from None
     if as_json:
         print(json.dumps([entry_json(r) for r in rows], indent=2))

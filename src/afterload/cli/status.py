@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from afterload.cli.app import ConfigArg, app, load, out
+from afterload.cli.app import ConfigArg, app, load, out, say_error
 from afterload.errors import AfterloadError
 
 if TYPE_CHECKING:
@@ -22,9 +21,7 @@ def materialization_status(loaded: LoadedConfig, console: Console, *, as_json: b
     try:
         return print_status(loaded, console, as_json=as_json)
     except AfterloadError as exc:
-        console.print(
-            f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True, markup=True
-        )
+        say_error(str(exc), console)
         return exc.exit_code
 
 
