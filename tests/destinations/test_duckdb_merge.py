@@ -144,7 +144,7 @@ def test_a_unique_index_a_user_added_works_and_widening_its_column_is_one_senten
         commit(dest, shape, [{"id": 2**70, "v": "big"}], [])
     message = str(err.value)
     assert "\n" not in message
-    assert "column id of table t must widen to HUGEINT but an index depends on it" in message
+    assert "column id of table t must widen to HUGEINT but index t_id depends on it" in message
     dest.close()
     assert table(db) == [(1, "c"), (3, "d")]  # the failed commit changed nothing
 

@@ -166,14 +166,24 @@ class Catalog:
             if found is not None:
                 raise DestinationError(widening_refused(str(self.path), table, name, found[0]))
         if not (shape.columns[name].key and not shape.delta and self.keyed(table)):
+            # Named before the change: once it fails, the transaction reads nothing more.
+            indexes = [
+                str(r[0])
+                for r in con.execute(
+                    "SELECT index_name FROM duckdb_indexes() "
+                    "WHERE schema_name = ? AND table_name = ? ORDER BY 1",
+                    [self.schema, table],
+                ).fetchall()
+            ]
             try:
                 con.execute(f"ALTER TABLE {target} ALTER COLUMN {quote(name)} TYPE {type_.value}")
             except duckdb.CatalogException as exc:
                 if "index" not in str(exc):
                     raise
+                named = f"index {', '.join(indexes)}" if indexes else "an index"
                 raise DestinationError(
                     f"{self.path}: column {name} of table {table} must widen to "
-                    f"{type_.value} but an index depends on it; drop the index, run again, "
+                    f"{type_.value} but {named} depends on it; drop it, run again, "
                     f"then create it again ({first_line(exc)})"
                 ) from None
             return
