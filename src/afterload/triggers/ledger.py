@@ -99,18 +99,21 @@ class LedgerRecorder:
             return False
         return True
 
-    async def resume(self) -> None:
-        """Take up the runs an earlier process started and did not see end."""
+    async def _open_rows(self) -> list[RunRecord]:
+        """This trigger's started runs whose end the ledger does not know (newest 50)."""
         try:
             rows = await asyncio.to_thread(
                 self.ledger.read_runs, self.materialization, last=50, open_only=True
             )
         except AfterloadError as exc:
             log.warning("%s: the run ledger could not be read: %s", self.job, exc)
-            return
-        for entry in rows:
-            if entry.trigger == self.memory.name:
-                self.open[entry.entry] = _Open(entry)
+            return []
+        return [entry for entry in rows if entry.trigger == self.memory.name]
+
+    async def resume(self) -> None:
+        """Take up the runs an earlier process started and did not see end."""
+        for entry in await self._open_rows():
+            self.open[entry.entry] = _Open(entry)
 
     async def close_earlier(self) -> None:
         """Runs an earlier process started as its own children (dbt Core) and never saw end:
@@ -121,15 +124,8 @@ class LedgerRecorder:
         if self._earlier_closed:
             return
         self._earlier_closed = True
-        try:
-            rows = await asyncio.to_thread(
-                self.ledger.read_runs, self.materialization, last=50, open_only=True
-            )
-        except AfterloadError as exc:
-            log.warning("%s: the run ledger could not be read: %s", self.job, exc)
-            return
-        for entry in rows:
-            if entry.trigger != self.memory.name or entry.created_at >= self.since:
+        for entry in await self._open_rows():
+            if entry.created_at >= self.since:
                 continue
             key, when = entry.entry, self.clock.wall()
 
