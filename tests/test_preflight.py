@@ -238,8 +238,16 @@ def test_two_materializations_in_one_table(tmp_path: Path, warehouse: Warehouse)
     )
     (second / "c.yaml").write_text(text)
     line = _same_in_both(second / "c.yaml")
-    assert f"table {table!r} is loaded by materialization 'shop'" in line, line
+    assert f"table {table!r} is loaded by materialization 'shop' with key ['/id']" in line
+    assert "this binding says delta updates" in line, line
     assert warehouse.rows("select id, v from t") == [(1, "a")]
+    # Merging by the same key (a load split in parts) may share the table.
+    (second / "data" / "1.jsonl").write_text('{"id": 2, "v": "b"}\n')
+    shared = text.replace("delta_updates: true", "key:\n    - /id")
+    (second / "c.yaml").write_text(shared.replace("table: T", "table: t"))
+    assert _check(second / "c.yaml")[0] == 0
+    materialize(load_config(second / "c.yaml"), once=True)
+    assert warehouse.rows("select id, v from t order by id") == [(1, "a"), (2, "b")]
 
 
 PG_HEAD = (

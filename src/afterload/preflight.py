@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from afterload.config.load import LoadedConfig
-from afterload.core.checkpoint import Checkpoint
+from afterload.core.checkpoint import BindingCheckpoint, Checkpoint
 from afterload.destinations.factory import duckdb_path, open_status
 from afterload.errors import ConfigError
 from afterload.ndjson.validation import binding_problems, changed_keys, shared_tables
@@ -94,7 +94,9 @@ def _document_needed(loaded: LoadedConfig) -> list[str]:
     ]
 
 
-def _committed(loaded: LoadedConfig) -> tuple[Checkpoint | None, dict[str, tuple[str, ...]]]:
+def _committed(
+    loaded: LoadedConfig,
+) -> tuple[Checkpoint | None, dict[str, dict[str, BindingCheckpoint]]]:
     """The committed checkpoint and the tables other materializations load, read-only; none
     when there is none or it cannot be read now (a destination not reachable is said by
     ``check``'s own probe; ``run`` checks it again once it holds the destination)."""

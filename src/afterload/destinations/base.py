@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from afterload.core.checkpoint import Checkpoint
+from afterload.core.checkpoint import BindingCheckpoint, Checkpoint
 from afterload.core.column_names import ColumnNames
 from afterload.core.schema import ColumnType, TableShape
 from afterload.core.transaction import StagedLines
@@ -92,14 +92,15 @@ class Recovered:
     fence: int
     committed_at: datetime | None
     transactions: int
-    others: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    """The tables each other materialization in the same schema loads (by its checkpoint):
-    two materializations merging into one table would delete each other's rows."""
+    others: dict[str, dict[str, BindingCheckpoint]] = field(default_factory=dict)
+    """The tables each other materialization in the same schema loads, with the key and mode
+    it loads them by (its checkpoint): a table merged by one key and appended to, or merged
+    by another, loses rows."""
 
 
-def others_tables(rows: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
-    """``(materialization, checkpoint JSON)`` rows → the tables each one's checkpoint holds."""
-    return {name: tuple(Checkpoint.from_json(text).bindings) for name, text in rows}
+def others_tables(rows: Iterable[tuple[str, str]]) -> dict[str, dict[str, BindingCheckpoint]]:
+    """``(materialization, checkpoint JSON)`` rows → each one's tables, as it loads them."""
+    return {name: dict(Checkpoint.from_json(text).bindings) for name, text in rows}
 
 
 class Destination(Protocol):
@@ -181,7 +182,7 @@ class StatusReader(Protocol):
 
     def read_checkpoint(self, materialization: str) -> Recovered | None: ...
 
-    def other_tables(self, materialization: str) -> dict[str, tuple[str, ...]]:
+    def other_tables(self, materialization: str) -> dict[str, dict[str, BindingCheckpoint]]:
         """:attr:`Recovered.others`, read-only (``check``: this materialization may have no
         row yet)."""
         ...

@@ -130,7 +130,7 @@ def build_bindings(
     loaded: LoadedNdjson,
     destination: Destination,
     checkpoint: Checkpoint,
-    others: dict[str, tuple[str, ...]] | None = None,
+    others: dict[str, dict[str, BindingCheckpoint]] | None = None,
 ) -> list[BindingState]:
     """Every binding of the config, resumed from ``checkpoint``; :class:`ConfigError` with the
     same lines as ``check`` if the config cannot run (:mod:`afterload.ndjson.validation`);

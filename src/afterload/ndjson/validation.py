@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from afterload.core.checkpoint import Checkpoint
+from afterload.core.checkpoint import BindingCheckpoint, Checkpoint
 from afterload.core.jsonschema import load_json_schema, shape_from_json_schema
 from afterload.core.schema import SchemaError, TableShape
 from afterload.destinations.base import internal_table
@@ -138,18 +138,34 @@ def changed_keys(loaded: LoadedNdjson, checkpoint: Checkpoint) -> list[str]:
     return problems
 
 
-def shared_tables(loaded: LoadedNdjson, others: dict[str, tuple[str, ...]]) -> list[str]:
-    """A binding into a table another materialization of the same destination loads: each
-    would merge, delete and re-key that table by its own checkpoint, deleting the other's
-    committed rows while its checkpoint still counts them. Names compare as DuckDB's do."""
-    owners = {t.casefold(): name for name, tables in sorted(others.items()) for t in tables}
+def shared_tables(
+    loaded: LoadedNdjson, others: dict[str, dict[str, BindingCheckpoint]]
+) -> list[str]:
+    """A binding into a table another materialization of the same destination loads by
+    another key, or one appends to while the other merges: each merge deletes the rows of
+    its keys, the other's included, while the other's checkpoint still counts them. Two
+    that merge by one key (a load split in parts) or both append may share a table. Names
+    compare as DuckDB's do."""
+    loads = {
+        t.casefold(): (name, entry)
+        for name, tables in sorted(others.items())
+        for t, entry in tables.items()
+    }
     problems = []
     for i, binding in enumerate(loaded.config.bindings):
-        owner = owners.get(binding.table.casefold())
-        if owner is not None:
-            problems.append(
-                f"{loaded.where('bindings', i, 'table')}: table {binding.table!r} is loaded by "
-                f"materialization {owner!r} in the same destination; two materializations "
-                "in one table would delete each other's rows: give each its own table"
-            )
+        found = loads.get(binding.table.casefold())
+        if found is None:
+            continue
+        owner, entry = found
+        if entry.key is None or entry.delta is None:
+            continue  # an older checkpoint: how it loads the table is not known
+        if entry.delta == binding.delta_updates and (entry.delta or entry.key == list(binding.key)):
+            continue
+        theirs = "delta updates" if entry.delta else f"key {entry.key}"
+        ours = "delta updates" if binding.delta_updates else f"key {list(binding.key)}"
+        problems.append(
+            f"{loaded.where('bindings', i, 'table')}: table {binding.table!r} is loaded by "
+            f"materialization {owner!r} with {theirs}, and this binding says {ours}; its "
+            "merges would delete the other's rows: give each its own table"
+        )
     return problems

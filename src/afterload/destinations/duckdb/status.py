@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from afterload.core.checkpoint import Checkpoint
+from afterload.core.checkpoint import BindingCheckpoint, Checkpoint
 from afterload.destinations.base import (
     Recovered,
     others_tables,
@@ -45,7 +45,7 @@ class DuckDBStatus:
             transactions=int(row[3]),
         )
 
-    def other_tables(self, materialization: str) -> dict[str, tuple[str, ...]]:
+    def other_tables(self, materialization: str) -> dict[str, dict[str, BindingCheckpoint]]:
         try:
             rows = self.con.execute(
                 f"SELECT materialization, checkpoint "

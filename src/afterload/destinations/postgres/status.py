@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from afterload.core.checkpoint import Checkpoint
+from afterload.core.checkpoint import BindingCheckpoint, Checkpoint
 from afterload.destinations.base import (
     DestinationError,
     Recovered,
@@ -65,7 +65,7 @@ class PostgresStatus:
             transactions=int(row[3]),
         )
 
-    def other_tables(self, materialization: str) -> dict[str, tuple[str, ...]]:
+    def other_tables(self, materialization: str) -> dict[str, dict[str, BindingCheckpoint]]:
         try:
             if not self._exists(CHECKPOINTS):
                 return {}
