@@ -123,6 +123,9 @@ def test_follow_runs_after_commits_at_most_once_per_interval_and_retries_a_failu
         while flaky_orders(warehouse) != 25:  # retried until a run after the data succeeds
             assert time.monotonic() < deadline, "the model never caught up"
             time.sleep(1)  # a reader: a dbt run that meets it fails and is retried
+        # The model shows the rows before dbt has exited; its end is in the ledger once the
+        # success is logged (a stop before that interrupts the run, as it should).
+        wait_log(caplog, "succeeded:")
     finally:
         stopper.request("test")
         follower.join(60)
