@@ -243,3 +243,42 @@ def _status_text(cfg: Path) -> str:
     console = Console(record=True, width=200, file=open("/dev/null", "w"))  # noqa: SIM115
     assert materialization_status(load_config(cfg), console) == 0
     return console.export_text()
+
+
+def test_a_ledger_row_waits_for_a_reader_holding_the_released_file(tmp_path: Path) -> None:
+    """Between commits the file is let go; a run's decision is written as dbt starts, when a
+    reader (dbt, a notebook) may hold it. The row failed at once ("a connection in this
+    process holds …") and the run's decision and end were lost; it waits a bounded time now."""
+    import threading
+
+    import duckdb
+
+    from afterload.destinations.duckdb.shared import SharedDuckDBDestination
+    from tests.destinations.test_ledger import entry
+
+    db = tmp_path / "w.duckdb"
+    dest = SharedDuckDBDestination(db)
+    dest.open("shop")
+    dest.release()
+    reader = duckdb.connect(str(db), read_only=True)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            dest.record_run(entry(1, run_id=5))
+        except BaseException as exc:
+            errors.append(exc)
+
+    writer = threading.Thread(target=write)
+    try:
+        writer.start()
+        time.sleep(1.0)
+        assert writer.is_alive()  # waiting for the reader, not failed
+    finally:
+        reader.close()
+    writer.join(30)
+    try:
+        assert not errors, errors
+        assert [e.run_id for e in dest.read_runs("shop")] == [5]
+    finally:
+        dest.close()

@@ -65,7 +65,7 @@ class DuckDBLedger(Catalog):
                 if self._con is not None:
                     cur = self._con.cursor()
                 elif self._stage_dir is not None:  # open, connection released
-                    cur = connect(self.path)
+                    cur = self._ledger_connect()
                 else:
                     raise DestinationError(f"{self.path} is not open")
             except duckdb.Error as exc:
@@ -76,6 +76,10 @@ class DuckDBLedger(Catalog):
                 raise DestinationError(f"{self.path}: {what} failed: {first_line(exc)}") from None
             finally:
                 cur.close()
+
+    def _ledger_connect(self) -> duckdb.DuckDBPyConnection:
+        """The file for one ledger statement while the connection is released."""
+        return connect(self.path)
 
     def _ledger_write(self, sql: str, params: list[object], what: str) -> None:
         with self._ledger_cursor(what) as cur:

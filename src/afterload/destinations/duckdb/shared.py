@@ -46,6 +46,8 @@ log = logging.getLogger("afterload.duckdb")
 
 #: Waiting for a reader to let the file go: first retry after this, doubling up to the cap.
 FIRST_WAIT, MAX_WAIT = 0.02, 0.5
+LEDGER_WAIT = 30.0
+"""Seconds a ledger row waits for a file another connection holds before it is given up."""
 _HOLDER = re.compile(r"held in (.+?) \(PID (\d+)\)")
 
 
@@ -185,6 +187,24 @@ class SharedDuckDBDestination(DuckDBDestination):
                 self.waits += 1
             self._sleep(delay)
             delay = min(MAX_WAIT, delay * 2)
+
+    def _ledger_connect(self) -> duckdb.DuckDBPyConnection:
+        """While the file is released, a reader or a dbt run may hold it when a ledger row
+        is written (a run's decision comes as dbt starts): wait for it, a bounded time, on
+        the triggers' worker thread — the row is lost only if it is held longer."""
+        import stamina  # only a run with triggers writes ledger rows
+
+        for attempt in stamina.retry_context(
+            on=LockedError,
+            attempts=None,
+            timeout=LEDGER_WAIT,
+            wait_initial=FIRST_WAIT,
+            wait_max=MAX_WAIT,
+            wait_jitter=0.0,
+        ):
+            with attempt:
+                return connect(self.path)
+        raise AssertionError("unreachable: stamina re-raises the last LockedError")
 
     def _lock_message(self) -> str:
         try:
