@@ -118,6 +118,11 @@ def binding_problems(loaded: LoadedNdjson) -> list[str]:
     return problems
 
 
+def _loaded_by(key: list[str], delta: bool | None) -> str:
+    """How a table is loaded, in a message's words."""
+    return "delta updates" if delta else f"key {key}"
+
+
 def changed_keys(loaded: LoadedNdjson, checkpoint: Checkpoint) -> list[str]:
     """A binding whose key (or delta mode) differs from the one its table was loaded with:
     its rows were merged by the old key, and merging by another would replace or keep rows
@@ -128,8 +133,8 @@ def changed_keys(loaded: LoadedNdjson, checkpoint: Checkpoint) -> list[str]:
         if entry is None or entry.key is None:
             continue
         if entry.key != list(binding.key) or entry.delta != binding.delta_updates:
-            was = "delta updates" if entry.delta else f"key {entry.key}"
-            now = "delta updates" if binding.delta_updates else f"key {list(binding.key)}"
+            was = _loaded_by(entry.key, entry.delta)
+            now = _loaded_by(list(binding.key), binding.delta_updates)
             problems.append(
                 f"{loaded.where('bindings', i, 'key')}: table {binding.table!r} was loaded with "
                 f"{was}, and the config now says {now}; a table keeps the key it was loaded "
@@ -161,8 +166,8 @@ def shared_tables(
             continue  # an older checkpoint: how it loads the table is not known
         if entry.delta == binding.delta_updates and (entry.delta or entry.key == list(binding.key)):
             continue
-        theirs = "delta updates" if entry.delta else f"key {entry.key}"
-        ours = "delta updates" if binding.delta_updates else f"key {list(binding.key)}"
+        theirs = _loaded_by(entry.key, entry.delta)
+        ours = _loaded_by(list(binding.key), binding.delta_updates)
         problems.append(
             f"{loaded.where('bindings', i, 'table')}: table {binding.table!r} is loaded by "
             f"materialization {owner!r} with {theirs}, and this binding says {ours}; its "

@@ -172,17 +172,23 @@ class SharedDuckDBDestination(DuckDBDestination):
                 os.close(self._turn_fd)
                 self._turn_fd = None
 
-    def _connect_politely(self) -> duckdb.DuckDBPyConnection:
-        """Connect; while another process holds the file, wait (one log line per wait)."""
+    def _connect_politely(
+        self, who: str = "the commit", give_up_after: float | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        """Connect; while another connection holds the file, wait (one log line per wait),
+        for ever or, with ``give_up_after`` seconds, until LockedError."""
         delay = FIRST_WAIT
         said = False
+        deadline = None if give_up_after is None else time.monotonic() + give_up_after
         while True:
             try:
                 return connect(self.path)
             except LockedError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
                 message = self._lock_message()
             if not said:
-                log.info("%s is held by %s; the commit waits until it lets go", self.path, message)
+                log.info("%s is held by %s; %s waits until it lets go", self.path, message, who)
                 said = True
                 self.waits += 1
             self._sleep(delay)
@@ -192,19 +198,7 @@ class SharedDuckDBDestination(DuckDBDestination):
         """While the file is released, a reader or a dbt run may hold it when a ledger row
         is written (a run's decision comes as dbt starts): wait for it, a bounded time, on
         the triggers' worker thread — the row is lost only if it is held longer."""
-        import stamina  # only a run with triggers writes ledger rows
-
-        for attempt in stamina.retry_context(
-            on=LockedError,
-            attempts=None,
-            timeout=LEDGER_WAIT,
-            wait_initial=FIRST_WAIT,
-            wait_max=MAX_WAIT,
-            wait_jitter=0.0,
-        ):
-            with attempt:
-                return connect(self.path)
-        raise AssertionError("unreachable: stamina re-raises the last LockedError")
+        return self._connect_politely("a run ledger row", give_up_after=LEDGER_WAIT)
 
     def _lock_message(self) -> str:
         try:
